@@ -1,0 +1,136 @@
+"""Calibration and validation image sets: discovery, deterministic subsetting, provenance.
+
+Images go through :func:`edgeclass.decode.load_image_tensor`, the very path ``run`` uses.
+Files that do not decode are counted and reported, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeclass.decode import DecodeOptions, ImageReadError, load_image_tensor
+from edgeclass.errors import CalibrationError
+from edgeclass.inputs import walk_sorted
+from edgeclass.preprocess import PreprocessConfig
+
+ADD_IMAGES_HINT = (
+    "put 100-300 representative images (the scenes your cameras see) in the folder, "
+    "e.g. `cp /path/to/samples/*.jpg calibration/`, then run `edgeclass quantize MODEL_DIR --calibration DIR`"
+)
+
+
+@dataclass
+class ImageSet:
+    """Decoded model inputs plus where they came from."""
+
+    paths: list[str]
+    tensors: list[np.ndarray]
+    targets: list[int | None] = field(default_factory=list)  # class ids from folder names, if any
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.targets) and all(t is not None for t in self.targets)
+
+
+def list_images(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise CalibrationError(f"calibration folder {folder} does not exist: {ADD_IMAGES_HINT}")
+    return list(walk_sorted(str(folder), include_videos=False))
+
+
+def files_hash(paths: list[str]) -> str:
+    """sha256 over the sorted (path, size) list: identifies the calibration set."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        try:
+            size = os.path.getsize(p)
+        except OSError:
+            size = -1
+        h.update(f"{p}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def even_subset(items: list[str], n: int) -> list[str]:
+    """``n`` items spread evenly over the sorted list (deterministic, covers all subfolders)."""
+    if n >= len(items):
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in sorted(set(idx.tolist()))]
+
+
+def target_for(path: str, root: Path, labels: tuple[str, ...]) -> int | None:
+    """ImageFolder convention: the first sub-folder names the class (label text or class id)."""
+    rel = Path(path).relative_to(root)
+    if len(rel.parts) < 2:
+        return None
+    name = rel.parts[0]
+    if name in labels:
+        return labels.index(name)
+    norm = {label.replace(" ", "_").lower(): i for i, label in enumerate(labels)}
+    if name.lower() in norm:
+        return norm[name.lower()]
+    if name.isdigit() and int(name) < len(labels):
+        return int(name)
+    return None
+
+
+def load_set(
+    paths: list[str],
+    config: PreprocessConfig,
+    root: Path | None = None,
+    labels: tuple[str, ...] = (),
+    options: DecodeOptions = DecodeOptions(),
+) -> ImageSet:
+    out = ImageSet([], [], [], [])
+    for p in paths:
+        try:
+            tensor = load_image_tensor(p, config, options)
+        except ImageReadError as exc:
+            out.failed.append((p, f"{exc.status.value}: {exc.message}"))
+            continue
+        out.paths.append(p)
+        out.tensors.append(tensor)
+        out.targets.append(target_for(p, root, labels) if root is not None and labels else None)
+    return out
+
+
+@dataclass(frozen=True)
+class Split:
+    calibration: list[str]
+    validation: list[str]
+    available: int
+
+
+def split_folder(
+    folder: Path, subset_size: int, validation_folder: Path | None, holdout_fraction: float = 0.2, max_validation: int = 500
+) -> Split:
+    """Choose calibration images, and held-out validation images when no ``--validation`` is given.
+
+    With more images than ``subset_size`` the unused ones are held out; otherwise every
+    ``1/holdout_fraction``-th image is held out so FP32 and INT8 can still be compared.
+    """
+    files = list_images(folder)
+    if not files:
+        raise CalibrationError(f"calibration folder {folder} has no images: {ADD_IMAGES_HINT}")
+    if validation_folder is not None:
+        return Split(even_subset(files, subset_size), [], len(files))
+    if len(files) > subset_size:
+        calib = even_subset(files, subset_size)
+        chosen = set(calib)
+        rest = [f for f in files if f not in chosen]
+        return Split(calib, even_subset(rest, max_validation), len(files))
+    if len(files) < 2:
+        return Split(files, [], len(files))
+    step = max(2, round(1 / holdout_fraction))
+    validation = files[step - 1 :: step]
+    held = set(validation)
+    return Split([f for f in files if f not in held], validation, len(files))

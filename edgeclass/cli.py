@@ -1,0 +1,329 @@
+"""The ``edgeclass`` command: parses options, calls the library, renders. No work happens here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from edgeclass import __version__
+from edgeclass.errors import EXIT_OK, EXIT_USAGE, EdgeclassError
+
+EXIT_CODES_HELP = """
+Exit codes: 0 all inputs ok; 1 some inputs failed (more than --max-failures);
+2 usage error; 3 model error; 4 calibration error; 5 INT8 accuracy gate failed;
+6 output error (unwritable, disk full); 7 another run holds the output lock;
+124 stopped by --max-runtime; 130 SIGINT; 143 SIGTERM.
+"""
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Classify images, videos and streams with MobileViTv2 on CPUs, with OpenVINO.",
+    epilog=EXIT_CODES_HELP,
+)
+
+
+def _console() -> Console:
+    return Console(stderr=True)
+
+
+def _fail(console: Console, exc: EdgeclassError) -> typer.Exit:
+    console.print(f"[red]error:[/] {exc}", highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"edgeclass {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """edgeclass: MobileViTv2 image classification on CPU-only edge boxes."""
+
+
+# ----------------------------------------------------------------------------- quantize options
+SubsetSize = Annotated[int, typer.Option(help="Calibration images used at most (NNCF subset_size).", min=1)]
+Preset = Annotated[str, typer.Option(help="NNCF preset: mixed (asymmetric activations) or performance.")]
+FastBias = Annotated[
+    bool,
+    typer.Option("--fast-bias-correction/--no-fast-bias-correction", help="Fast or full NNCF bias correction."),
+]
+ModelType = Annotated[str, typer.Option(help="NNCF model type: transformer or cnn.")]
+Ignore = Annotated[list[str], typer.Option("--ignore", help="Keep this node (by name) in float. Repeatable.")]
+IgnoreType = Annotated[
+    list[str], typer.Option("--ignore-type", help="Keep nodes of this OpenVINO type (e.g. Multiply) in float. Repeatable.")
+]
+MaxDrop = Annotated[
+    float,
+    typer.Option(
+        help="INT8 gate, in points: maximum top-1 accuracy drop (labelled validation) or disagreement with FP32.",
+        min=0.0,
+    ),
+]
+Validation = Annotated[
+    Optional[Path],
+    typer.Option(help="Held-out images for the INT8 check; sub-folders named by label or class id add accuracy."),
+]
+
+
+def _quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation):
+    from edgeclass.quantize import QuantizeOptions
+
+    return QuantizeOptions(
+        subset_size=subset_size,
+        preset=preset,
+        fast_bias_correction=fast_bias_correction,
+        model_type=model_type,
+        ignored_names=tuple(ignore or ()),
+        ignored_types=tuple(ignore_type or ()),
+        max_drop=max_drop / 100.0,
+        validation=validation,
+    )
+
+
+def _print_quantize_report(console: Console, report) -> None:
+    from edgeclass.report import agreement_table
+
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if report.agreement is not None:
+        from edgeclass.modelinfo import read_metadata
+        import openvino as ov
+
+        meta = read_metadata(ov.Core().read_model(report.xml))
+        console.print(agreement_table(meta.accuracy))
+    if report.reverted:
+        console.print(f"kept in float by accuracy control: {', '.join(report.reverted)}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- convert
+@app.command()
+def convert(
+    model: Annotated[str, typer.Option("--model", "-m", help="timm MobileViTv2 name, e.g. mobilevitv2_075.cvnets_in1k.")] = "mobilevitv2_075.cvnets_in1k",
+    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint (.safetensors, .pth, .pt) instead of the hub.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Class names, one per line, in class-index order.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder (default models/<model>/).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Square input size (default: the model's).")] = None,
+    crop_pct: Annotated[Optional[float], typer.Option(help="Centre-crop fraction (default: the model's).")] = None,
+    interpolation: Annotated[Optional[str], typer.Option(help="bicubic or bilinear (default: the model's).")] = None,
+    int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also quantize to INT8 with NNCF.")] = True,
+    calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
+    subset_size: SubsetSize = 300,
+    preset: Preset = "mixed",
+    fast_bias_correction: FastBias = True,
+    model_type: ModelType = "transformer",
+    ignore: Ignore = [],  # noqa: B006 - typer needs a literal default
+    ignore_type: IgnoreType = [],  # noqa: B006
+    max_drop: MaxDrop = 1.0,
+    validation: Validation = None,
+) -> None:
+    """Convert MobileViTv2 (hub or checkpoint) to an OpenVINO FP32 IR, then quantize it to INT8."""
+    console = _console()
+    try:
+        from edgeclass.convert import ConvertOptions, convert as do_convert
+    except ImportError as exc:
+        console.print(
+            f"[red]error:[/] convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})"
+        )
+        raise typer.Exit(EXIT_USAGE) from exc
+    from edgeclass.errors import AccuracyGateError
+    from edgeclass.report import files_table, metadata_table
+
+    options = ConvertOptions(
+        model=model,
+        weights=weights,
+        labels=labels,
+        output=output,
+        input_size=input_size,
+        crop_pct=crop_pct,
+        interpolation=interpolation,
+        int8=int8,
+        calibration=calibration,
+        quantize=_quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation),
+    )
+    with console.status("starting") as status:
+        try:
+            report = do_convert(options, progress=lambda stage, msg: status.update(f"[bold]{stage}[/]: {msg}"))
+        except AccuracyGateError as exc:
+            status.stop()
+            if getattr(exc, "report", None) is not None:
+                _print_quantize_report(console, exc.report)
+            raise _fail(console, exc) from exc
+        except EdgeclassError as exc:
+            status.stop()
+            raise _fail(console, exc) from exc
+    console.print(metadata_table(report.metadata, f"converted {report.metadata.model_name}"))
+    if report.quantize is not None:
+        _print_quantize_report(console, report.quantize)
+    if report.int8_skipped_reason:
+        console.print(f"[yellow]INT8 skipped:[/] {report.int8_skipped_reason}", highlight=False)
+    console.print(files_table(report.files))
+    console.print(
+        "times: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items()) + f"\nmodel folder: {report.model_dir.path}",
+        highlight=False,
+    )
+
+
+# ----------------------------------------------------------------------------- quantize
+@app.command()
+def quantize(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder holding model_fp32.xml.")],
+    calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
+    subset_size: SubsetSize = 300,
+    preset: Preset = "mixed",
+    fast_bias_correction: FastBias = True,
+    model_type: ModelType = "transformer",
+    ignore: Ignore = [],  # noqa: B006
+    ignore_type: IgnoreType = [],  # noqa: B006
+    max_drop: MaxDrop = 1.0,
+    validation: Validation = None,
+) -> None:
+    """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
+    from edgeclass.errors import AccuracyGateError
+    from edgeclass.modeldir import resolve_model_dir
+    from edgeclass.quantize import quantize_model_dir
+
+    console = _console()
+    options = _quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation)
+    with console.status("quantizing") as status:
+        try:
+            report = quantize_model_dir(
+                resolve_model_dir(model_dir), calibration, options, progress=lambda m: status.update(m)
+            )
+        except AccuracyGateError as exc:
+            status.stop()
+            if getattr(exc, "report", None) is not None:
+                _print_quantize_report(console, exc.report)
+            raise _fail(console, exc) from exc
+        except EdgeclassError as exc:
+            status.stop()
+            raise _fail(console, exc) from exc
+    _print_quantize_report(console, report)
+    console.print(f"wrote {report.xml}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- info
+@app.command()
+def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder (default: latest under models/).")] = None) -> None:
+    """Show a model folder: model, labels, input, IR files, calibration provenance, INT8 accuracy."""
+    import openvino as ov
+
+    from edgeclass.modeldir import resolve_model_dir
+    from edgeclass.modelinfo import read_metadata
+    from edgeclass.report import files_table, metadata_table
+
+    console = Console()
+    try:
+        md = resolve_model_dir(model_dir)
+        core = ov.Core()
+        shown = False
+        for xml in (md.fp32_xml, md.int8_xml, md.int8_rejected_xml):
+            if xml.is_file():
+                meta = read_metadata(core.read_model(xml))
+                console.print(metadata_table(meta, f"{xml.name}"))
+                shown = True
+        if not shown:
+            raise EdgeclassError(f"no IR in {md.path}")
+    except EdgeclassError as exc:
+        raise _fail(_console(), exc) from exc
+    console.print(files_table(sorted(md.path.glob("model_*"))))
+
+
+# ----------------------------------------------------------------------------- run
+@app.command(epilog=EXIT_CODES_HELP)
+def run(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive), videos, stream URLs, cameras; - reads paths from stdin.")],
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder (default: the latest under models/).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="int8, fp32 (really f32) or bf16. Default: int8 when present, else fp32.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Predictions per row.")] = 5,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="CSV file (default: stdout).")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip inputs already in --output (same path, size, mtime); append new rows.")] = False,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Cap on CPU cores used (inference threads and decode workers).")] = None,
+    max_failures: Annotated[int, typer.Option(min=0, help="Failed inputs tolerated before the exit code is 1.")] = 0,
+    max_runtime: Annotated[Optional[float], typer.Option(min=0.0, help="Stop cleanly after this many seconds (exit 124).")] = None,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse images declaring more pixels (decompression bombs).")] = 100_000_000,
+    reduced_decode: Annotated[bool, typer.Option("--reduced-decode/--full-decode", help="Decode large JPEGs at 1/2, 1/4, 1/8 scale (faster).")] = True,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Compiled-model cache (default ~/.cache/edgeclass/ov_cache).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not cache compiled models.")] = False,
+    summary_json: Annotated[Optional[Path], typer.Option(help="Write counts, timing and model as JSON here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+) -> None:
+    """Classify images (and videos, streams) and write CSV rows:
+
+    source,frame,timestamp_ms,status,error,top1_id,top1_label,top1_score,...
+    """
+    from edgeclass.decode import DecodeOptions
+    from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
+    from edgeclass.modeldir import resolve_model_dir
+    from edgeclass.report import ProgressReporter, is_interactive
+    from edgeclass.runner import RunOptions, run as do_run, write_summary_json
+    from edgeclass.stopping import graceful_stop
+
+    console = _console()
+    try:
+        if precision is not None and precision not in ("int8", "fp32", "bf16"):
+            raise EdgeclassError(f"--precision must be int8, fp32 or bf16, got {precision!r}")
+        md = resolve_model_dir(model)
+        engine = EngineOptions(
+            precision=precision,
+            threads=threads,
+            cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
+        )
+        classifier = Classifier(md, engine)
+        workers = threads or len(os.sched_getaffinity(0))
+        options = RunOptions(
+            inputs=tuple(inputs),
+            output=output,
+            top_k=top_k,
+            resume=resume,
+            max_failures=max_failures,
+            workers=workers,
+            decode=DecodeOptions(max_pixels=max_pixels, reduced_decode=reduced_decode),
+        )
+        if resume and output is None:
+            raise EdgeclassError("--resume needs --output FILE")
+        interactive = is_interactive(console)
+        reporter = ProgressReporter(console, None, interactive, quiet)
+        if not quiet:
+            console.print(
+                f"model {classifier.metadata.model_name} ({md.path}), precision {classifier.precision} "
+                f"(inference {classifier.inference_precision})",
+                highlight=False,
+            )
+        try:
+            with graceful_stop(max_runtime) as stop:
+                summary = do_run(classifier, options, stop, reporter)
+        finally:
+            reporter.close()
+    except EdgeclassError as exc:
+        raise _fail(console, exc) from exc
+    if summary_json is not None:
+        write_summary_json(summary_json, summary)
+    if not quiet or summary.exit_code != EXIT_OK:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.by_status.items())) or "nothing"
+        line = f"done: {counts}; {summary.images_per_s:.1f} img/s in {summary.duration_s:.1f}s"
+        if summary.counts.skipped_resume:
+            line += f"; {summary.counts.skipped_resume} skipped (already in output)"
+        if summary.stopped_by:
+            line += f"; stopped by {summary.stopped_by}"
+        console.print(line, highlight=False)
+    raise typer.Exit(summary.exit_code)
+
+
+def entrypoint() -> None:  # console script
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

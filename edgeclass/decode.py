@@ -1,0 +1,131 @@
+"""Read and decode image files into model-ready tensors, turning every failure into a status.
+
+This is the single path from a file on disk to the ``uint8`` RGB crop the IR takes: ``run``,
+calibration and validation all call :func:`load_image_tensor`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeclass.imageheader import read_header, looks_truncated
+from edgeclass.preprocess import PreprocessConfig, reduction_factor, resize_and_crop
+from edgeclass.results import Status
+
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+_REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse images declaring more pixels (decompression bombs)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    reduced_decode: bool = True  # decode large JPEGs at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling)
+
+
+class ImageReadError(Exception):
+    """An input that cannot become a tensor; ``status`` is the CSV status column."""
+
+    def __init__(self, status: Status, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Read a file read-only, mapping OS errors to statuses."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not _is_regular(st.st_mode):
+                raise ImageReadError(Status.UNREADABLE, "not a regular file")
+            if st.st_size > max_bytes:
+                raise ImageReadError(Status.TOO_LARGE, f"file is {st.st_size} bytes, limit {max_bytes}")
+            data = fh.read(max_bytes + 1)
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        kind = "broken symlink" if os.path.islink(path) else "file not found"
+        raise ImageReadError(Status.MISSING, kind) from None
+    except PermissionError:
+        raise ImageReadError(Status.UNREADABLE, "permission denied") from None
+    except IsADirectoryError:
+        raise ImageReadError(Status.UNREADABLE, "is a directory") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(Status.UNREADABLE, "symlink loop") from None
+        raise ImageReadError(Status.UNREADABLE, exc.strerror or str(exc)) from None
+    if len(data) > max_bytes:
+        raise ImageReadError(Status.TOO_LARGE, f"file grew past the limit of {max_bytes} bytes")
+    return data
+
+
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
+
+
+def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
+    """Decode bytes to an ``HxWx3`` RGB ``uint8`` array (EXIF orientation applied)."""
+    if not data:
+        raise ImageReadError(Status.EMPTY, "file is empty (0 bytes)")
+    header = read_header(data[:65536])
+    if header.pixels is not None:
+        if header.width == 0 or header.height == 0:
+            raise ImageReadError(Status.CORRUPT, f"{header.format} declares a zero size")
+        if header.pixels > options.max_pixels:
+            raise ImageReadError(
+                Status.TOO_LARGE,
+                f"{header.format} declares {header.width}x{header.height} = {header.pixels} pixels, "
+                f"limit {options.max_pixels} (--max-pixels)",
+            )
+    if looks_truncated(header, data):
+        raise ImageReadError(Status.CORRUPT, f"truncated {header.format} (no end marker)")
+    flags = cv2.IMREAD_COLOR
+    if options.reduced_decode and header.format == "jpeg" and header.width and header.height:
+        factor = reduction_factor(header.height, header.width, config)
+        flags = _REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    try:
+        image = cv2.imdecode(buf, flags)
+    except cv2.error as exc:
+        raise ImageReadError(Status.CORRUPT, f"decoder error: {str(exc).strip().splitlines()[-1]}") from None
+    if image is None:
+        what = "not a recognised image" if header.format == "unknown" else f"cannot decode {header.format}"
+        raise ImageReadError(Status.CORRUPT, what)
+    if image.shape[0] * image.shape[1] > options.max_pixels:
+        raise ImageReadError(Status.TOO_LARGE, f"{image.shape[1]}x{image.shape[0]} exceeds --max-pixels")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def load_image_tensor(path: str | os.PathLike, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
+    """File -> model input (``crop_h x crop_w x 3`` RGB ``uint8``). Raises :class:`ImageReadError`."""
+    data = read_bytes(path, options.max_bytes)
+    return prepare_array(decode_image(data, config, options), config)
+
+
+def prepare_array(image_rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """An already decoded RGB ``uint8`` frame -> model input (used for video frames too)."""
+    if config.channel_order == "BGR":
+        image_rgb = image_rgb[..., ::-1]
+    return resize_and_crop(np.ascontiguousarray(image_rgb), config)
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})

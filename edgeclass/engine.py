@@ -1,0 +1,100 @@
+"""Compiling an IR for the CPU with an explicit precision, and turning outputs into predictions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+
+from edgeclass.errors import ModelError, UsageError
+from edgeclass.modeldir import ModelDir
+from edgeclass.modelinfo import ModelMetadata, read_metadata
+from edgeclass.results import Prediction
+
+# What each --precision means for the CPU plugin. "fp32" must be said explicitly: on CPUs with
+# AVX512_BF16 or AMX the plugin otherwise runs "FP32" IRs in bf16.
+_PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": None}
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "edgeclass" / "ov_cache"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    precision: str | None = None  # None: int8 if present, else fp32
+    threads: int | None = None  # cap on inference threads (INFERENCE_NUM_THREADS)
+    performance_hint: str = "THROUGHPUT"
+    cache_dir: Path | None = None  # None: no compiled-model cache
+    device: str = "CPU"
+    num_requests: int = 0  # 0: the plugin's optimal number
+
+
+def cpu_capabilities(core: ov.Core) -> list[str]:
+    return list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def compile_config(core: ov.Core, options: EngineOptions, precision: str) -> dict[str, str]:
+    config: dict[str, str] = {"PERFORMANCE_HINT": options.performance_hint}
+    hint = _PRECISION_HINTS[precision]
+    if precision == "bf16" and "BF16" not in cpu_capabilities(core):
+        raise UsageError("--precision bf16: this CPU has no native bf16 support (no AVX512_BF16/AMX)")
+    if hint:
+        config["INFERENCE_PRECISION_HINT"] = hint
+    if options.threads:
+        config["INFERENCE_NUM_THREADS"] = str(options.threads)
+    if options.cache_dir is not None:
+        config["CACHE_DIR"] = str(options.cache_dir)
+    return config
+
+
+class Classifier:
+    """A compiled edgeclass IR plus its metadata."""
+
+    def __init__(self, model_dir: ModelDir, options: EngineOptions = EngineOptions(), core: ov.Core | None = None):
+        self.core = core or ov.Core()
+        self.model_dir = model_dir
+        self.precision = options.precision or model_dir.default_precision()
+        self.xml = model_dir.xml_for(self.precision)
+        try:
+            model = self.core.read_model(self.xml)
+        except RuntimeError as exc:
+            raise ModelError(f"cannot read {self.xml}: {str(exc).splitlines()[0]}") from exc
+        self.metadata: ModelMetadata = read_metadata(model)
+        self.config = compile_config(self.core, options, self.precision)
+        if options.cache_dir is not None:
+            options.cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.compiled = self.core.compile_model(model, options.device, self.config)
+        except RuntimeError as exc:
+            raise ModelError(f"cannot compile {self.xml}: {str(exc).splitlines()[0]}") from exc
+        self.num_requests = options.num_requests
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metadata.labels
+
+    @property
+    def inference_precision(self) -> str:
+        """What the plugin really computes float layers in ("f32", "bf16", "f16")."""
+        value = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Synchronous inference on a ``N x H x W x 3`` uint8 batch; returns probabilities."""
+        return np.asarray(self.compiled(batch)[0])
+
+    def predictions(self, probs: np.ndarray, top_k: int) -> tuple[Prediction, ...]:
+        return top_k_predictions(probs, top_k, self.labels)
+
+
+def top_k_predictions(probs: np.ndarray, k: int, labels: tuple[str, ...]) -> tuple[Prediction, ...]:
+    probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+    k = min(k, probs.shape[0])
+    # stable: ties broken by class id, so the CSV is identical across runs
+    idx = np.argsort(-probs, kind="stable")[:k]
+    return tuple(Prediction(int(i), labels[int(i)], float(probs[int(i)])) for i in idx)

@@ -1,0 +1,71 @@
+"""PyTorch MobileViTv2 -> OpenVINO IR with embedded pre/post-processing and metadata.
+
+The IR takes ``N x H x W x 3`` RGB ``uint8`` (the centre crop from
+:mod:`edgeclass.preprocess`) and returns softmax probabilities. u8 -> f32, mean/std and
+NHWC -> NCHW are OpenVINO PrePostProcessor steps inside the graph; the batch is dynamic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openvino as ov
+from openvino.preprocess import PrePostProcessor
+
+from edgeclass import __version__
+from edgeclass.modelinfo import ModelMetadata, write_metadata
+from edgeclass.preprocess import PreprocessConfig
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+def embed_processing(model: ov.Model, pp: PreprocessConfig) -> ov.Model:
+    """Wrap a float NCHW classifier with u8 NHWC input normalisation and a softmax output."""
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    if any(m != 0.0 for m in pp.mean):
+        steps.mean([m * 255.0 for m in pp.mean])
+    steps.scale([s * 255.0 for s in pp.std])
+    ppp.output().postprocess().custom(lambda out: ov.opset13.softmax(out, 1).output(0))
+    model = ppp.build()
+    model.inputs[0].get_tensor().set_names({INPUT_NAME})
+    model.outputs[0].get_tensor().set_names({OUTPUT_NAME})
+    return model
+
+
+def versions() -> dict[str, str]:
+    out = {"edgeclass": __version__, "openvino": ov.get_version()}
+    try:
+        import timm
+        import torch
+
+        out["timm"] = timm.__version__
+        out["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
+    """Trace with a fixed height/width (MobileViTv2 computes patch counts in Python) and a dynamic batch."""
+    import torch
+
+    h, w = pp.input_size
+    example = torch.zeros(1, 3, h, w)
+    with torch.no_grad():
+        model = ov.convert_model(torch_model, example_input=example, input=[ov.PartialShape([-1, 3, h, w])])
+    return embed_processing(model, pp)
+
+
+def save_ir(model: ov.Model, meta: ModelMetadata, xml: Path) -> None:
+    """Write metadata into ``model`` and save it uncompressed (FP32 weights: NNCF quantizes from these)."""
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    write_metadata(model, meta)
+    tmp = xml.with_name(xml.stem + ".partial.xml")
+    ov.save_model(model, tmp, compress_to_fp16=False)
+    # rename .bin first, then .xml: the .xml's presence marks a complete model
+    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+    tmp.replace(xml)

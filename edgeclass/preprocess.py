@@ -1,0 +1,193 @@
+"""Image preprocessing: the one code path shared by calibration, validation and inference.
+
+The reference is timm's evaluation transform for MobileViTv2 (``resolve_data_config`` +
+``create_transform``): PIL ``Resize(shorter side)`` with an *antialiased* filter, then
+``CenterCrop``. OpenCV's ``INTER_CUBIC`` does not antialias when shrinking, so it drifts from
+the reference on large photos. :class:`Resampler` reproduces PIL's separable resampling
+(same kernel, same support scaling, same coefficient normalisation, same horizontal-then-
+vertical order with 8-bit rounding in between) with NumPy, computing only the output pixels
+that survive the centre crop.
+
+Normalisation (mean/std, u8 -> f32, NHWC -> NCHW) lives inside the IR (OpenVINO
+PrePostProcessor), so this module hands the model the cropped RGB ``uint8`` image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What the model expects; stored in the IR's rt_info and read back by ``run``."""
+
+    input_size: tuple[int, int] = (256, 256)  # (height, width) fed to the network
+    crop_pct: float = 0.888
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # in [0, 1] units, as timm
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    channel_order: str = "RGB"
+    crop_mode: str = "center"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.input_size[0] != self.input_size[1]:
+            raise ValueError("only square input sizes are supported")
+        if not 0.0 < self.crop_pct <= 1.0:
+            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+
+    @property
+    def resize_shorter(self) -> int:
+        """Shorter-side length before the centre crop (timm: floor(size / crop_pct))."""
+        return math.floor(self.input_size[0] / self.crop_pct)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("extra")
+        d["input_size"] = list(self.input_size)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        d["resize_shorter"] = self.resize_shorter
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessConfig:
+        return cls(
+            input_size=tuple(int(v) for v in d["input_size"]),
+            crop_pct=float(d["crop_pct"]),
+            interpolation=str(d["interpolation"]),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            channel_order=str(d.get("channel_order", "RGB")),
+            crop_mode=str(d.get("crop_mode", "center")),
+        )
+
+
+def resized_size(height: int, width: int, shorter: int) -> tuple[int, int]:
+    """torchvision's ``Resize(int)`` output size: shorter side = ``shorter``, long side truncated."""
+    if width <= height:
+        return int(shorter * height / width), shorter
+    return shorter, int(shorter * width / height)
+
+
+def center_crop_offsets(height: int, width: int, crop_h: int, crop_w: int) -> tuple[int, int]:
+    """torchvision's ``center_crop`` offsets (Python's round: half to even)."""
+    return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
+
+
+def _bicubic(x: np.ndarray) -> np.ndarray:
+    a = -0.5
+    x = np.abs(x)
+    return np.where(
+        x < 1.0,
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
+        np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0),
+    )
+
+
+def _bilinear(x: np.ndarray) -> np.ndarray:
+    return np.maximum(1.0 - np.abs(x), 0.0)
+
+
+_FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
+_PRECISION_BITS = 32 - 8 - 2  # PIL's fixed-point precision for 8-bit images
+
+
+@lru_cache(maxsize=64)
+def _coefficients(in_size: int, out_size: int, first: int, count: int, interpolation: str):
+    """PIL ``precompute_coeffs`` for output pixels ``first .. first+count-1``.
+
+    Returns (start index into the input, dense weight matrix of shape (span, count)) where
+    ``span`` covers every input pixel any of those outputs reads.
+    """
+    kernel, support = _FILTERS[interpolation]
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = support * filterscale
+    xx = np.arange(first, first + count, dtype=np.float64)
+    center = (xx + 0.5) * scale
+    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)
+    xmax = np.minimum((center + support + 0.5).astype(np.int64), in_size)
+    lo, hi = int(xmin.min()), int(xmax.max())
+    pos = np.arange(lo, hi, dtype=np.float64)[:, None]
+    w = kernel((pos - center[None, :] + 0.5) / filterscale)
+    inside = (pos >= xmin[None, :]) & (pos < xmax[None, :])
+    w = np.where(inside, w, 0.0)
+    w /= w.sum(axis=0, keepdims=True)
+    # PIL quantises the normalised weights to fixed point before use.
+    w = np.round(w * (1 << _PRECISION_BITS)) / (1 << _PRECISION_BITS)
+    return lo, w.astype(np.float32)
+
+
+def _round_u8(x: np.ndarray) -> np.ndarray:
+    # PIL adds half then truncates (fixed point): round-half-up, then clips to 0..255.
+    return np.clip(np.floor(x + 0.5), 0, 255)
+
+
+_BLOCK = 16  # output pixels per dense block: keeps the band-limited matmuls small
+
+
+def _resample_cols(planes: np.ndarray, in_size: int, out_size: int, first: int, count: int, interp: str):
+    """Resample the last axis of ``planes`` (3, rows, in_size) to outputs ``first..first+count``."""
+    out = np.empty(planes.shape[:-1] + (count,), dtype=np.float32)
+    for b0 in range(0, count, _BLOCK):
+        n = min(_BLOCK, count - b0)
+        lo, w = _coefficients(in_size, out_size, first + b0, n, interp)
+        np.matmul(planes[..., lo : lo + w.shape[0]], w, out=out[..., b0 : b0 + n])
+    return _round_u8(out)
+
+
+def _resample_rows(planes: np.ndarray, in_size: int, out_size: int, first: int, count: int, interp: str, row0: int):
+    """Resample axis 1 of ``planes`` (3, rows, cols); ``planes`` starts at input row ``row0``."""
+    out = np.empty((planes.shape[0], count, planes.shape[2]), dtype=np.float32)
+    for b0 in range(0, count, _BLOCK):
+        n = min(_BLOCK, count - b0)
+        lo, w = _coefficients(in_size, out_size, first + b0, n, interp)
+        np.matmul(w.T, planes[:, lo - row0 : lo - row0 + w.shape[0]], out=out[:, b0 : b0 + n])
+    return _round_u8(out)
+
+
+def resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Resize the shorter side to ``config.resize_shorter`` and centre-crop ``config.input_size``.
+
+    ``image`` is an ``HxWx3`` ``uint8`` array; returns a contiguous ``uint8`` array of shape
+    ``(crop_h, crop_w, 3)`` in the same channel order. Matches PIL + torchvision to within one
+    grey level (PIL accumulates in fixed point, this in float32).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
+    in_h, in_w = image.shape[:2]
+    out_h, out_w = resized_size(in_h, in_w, config.resize_shorter)
+    crop_h, crop_w = config.input_size
+    top, left = center_crop_offsets(out_h, out_w, crop_h, crop_w)
+    interp = config.interpolation
+    # Only the input rows that the cropped output rows read (PIL does the same).
+    y0, wy = _coefficients(in_h, out_h, top, crop_h, interp)
+    rows = image[y0 : y0 + wy.shape[0]]
+    planes = np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=np.float32)  # (3, rows, in_w)
+    if in_w != out_w:
+        planes = _resample_cols(planes, in_w, out_w, left, crop_w, interp)
+    else:
+        planes = planes[:, :, left : left + crop_w]
+    if in_h != out_h:
+        planes = _resample_rows(planes, in_h, out_h, top, crop_h, interp, row0=y0)
+    else:
+        planes = planes[:, top - y0 : top - y0 + crop_h]
+    return np.ascontiguousarray(planes.transpose(1, 2, 0), dtype=np.uint8)
+
+
+def reduction_factor(height: int, width: int, config: PreprocessConfig) -> int:
+    """Largest JPEG DCT scale (1, 2, 4, 8) that keeps the short side >= the resize target."""
+    short = min(height, width)
+    for factor in (8, 4, 2):
+        if math.ceil(short / factor) >= config.resize_shorter:
+            return factor
+    return 1

@@ -1,0 +1,145 @@
+"""Rendering for the terminal: Rich tables, progress, and plain log lines for cron."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from edgeclass.modelinfo import ModelMetadata
+from edgeclass.results import Result
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def metadata_table(meta: ModelMetadata, title: str) -> Table:
+    pp = meta.preprocess
+    t = Table(title=title, show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("model", meta.model_name)
+    t.add_row("weights", meta.weights_origin)
+    t.add_row("precision", meta.precision)
+    t.add_row("classes", f"{meta.num_classes} ({', '.join(meta.labels[:3])}{', …' if meta.num_classes > 3 else ''})")
+    if meta.num_params:
+        t.add_row("parameters", f"{meta.num_params / 1e6:.2f} M")
+    t.add_row(
+        "input",
+        f"{pp.input_size[0]}x{pp.input_size[1]} {pp.channel_order} u8, resize shorter side to {pp.resize_shorter} "
+        f"({pp.interpolation}, antialiased) + centre crop, mean {list(pp.mean)} std {list(pp.std)}",
+    )
+    t.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(meta.versions.items())))
+    if meta.calibration:
+        c = meta.calibration
+        t.add_row(
+            "calibration",
+            f"{c['images_used']} images used of {c['images_available']} ({c['images_failed']} failed to decode), "
+            f"files sha256 {c['files_sha256'][:16]}…, NNCF {c['nncf']}, options {c['options']}",
+        )
+        if c.get("reverted_to_float"):
+            t.add_row("kept in float", ", ".join(c["reverted_to_float"]))
+    if meta.accuracy:
+        t.add_row("INT8 vs FP32", accuracy_line(meta.accuracy))
+    return t
+
+
+def accuracy_line(a: dict) -> str:
+    line = (
+        f"top-1 agreement {a['top1_agreement'] * 100:.2f}%, mean |Δp| {a['mean_abs_prob_diff']:.5f} "
+        f"on {a['images']} {a['source']}"
+    )
+    if a.get("fp32_top1") is not None:
+        line += f"; top-1 accuracy FP32 {a['fp32_top1'] * 100:.2f}% INT8 {a['int8_top1'] * 100:.2f}%"
+    if "passed" in a:
+        verdict = "PASSED" if a["passed"] else "FAILED"
+        line += f"; gate {verdict} ({a['drop_kind']} {a['drop'] * 100:.2f} pt, max {a['max_drop'] * 100:.2f} pt)"
+    return line
+
+
+def agreement_table(a: dict) -> Table:
+    t = Table(title=f"INT8 vs FP32 on {a['images']} {a['source']}", title_justify="left")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("top-1 agreement", f"{a['top1_agreement'] * 100:.2f}%")
+    t.add_row("mean |p_int8 - p_fp32|", f"{a['mean_abs_prob_diff']:.5f}")
+    if a.get("fp32_top1") is not None:
+        t.add_row("FP32 top-1 accuracy", f"{a['fp32_top1'] * 100:.2f}%")
+        t.add_row("INT8 top-1 accuracy", f"{a['int8_top1'] * 100:.2f}%")
+    t.add_row(a["drop_kind"], f"{a['drop'] * 100:.2f} pt (max {a['max_drop'] * 100:.2f} pt)")
+    t.add_row("gate", "[green]passed[/]" if a["passed"] else "[red]FAILED[/]")
+    return t
+
+
+def files_table(files: list[Path]) -> Table:
+    t = Table(title="files written", title_justify="left")
+    t.add_column("file")
+    t.add_column("size", justify="right")
+    for f in files:
+        if f.exists():
+            t.add_row(str(f), human_size(f.stat().st_size))
+    return t
+
+
+class ProgressReporter:
+    """Rich progress bar on a terminal; plain periodic log lines otherwise (cron)."""
+
+    def __init__(self, console: Console, total: int | None, interactive: bool, quiet: bool, log_every: float = 10.0):
+        self.console = console
+        self.quiet = quiet
+        self.interactive = interactive and not quiet
+        self.total = total
+        self.count = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self.last_log = self.started
+        self.log_every = log_every
+        self.progress = None
+        if self.interactive:
+            self.progress = Progress(
+                TextColumn("[bold]classifying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self.task = self.progress.add_task("run", total=total, rate="")
+            self.progress.start()
+
+    def result(self, result: Result) -> None:
+        self.count += 1
+        if not result.ok:
+            self.failed += 1
+            if not self.quiet and not self.interactive:
+                self.console.print(f"{result.status.value}: {result.source}: {result.error}", markup=False, highlight=False)
+        now = time.monotonic()
+        rate = self.count / max(now - self.started, 1e-9)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.count, rate=f"{rate:.1f} img/s")
+        elif not self.quiet and now - self.last_log >= self.log_every:
+            self.last_log = now
+            self.console.print(f"progress: {self.count} done, {self.failed} failed, {rate:.1f} img/s", highlight=False)
+
+    def event(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def is_interactive(console: Console) -> bool:
+    return console.is_terminal and os.environ.get("TERM") != "dumb"

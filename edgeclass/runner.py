@@ -1,0 +1,248 @@
+"""``edgeclass run`` as a library call: inputs -> pipeline -> CSV, with resume, lock and summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from edgeclass import __version__
+from edgeclass.csvout import ENCODING, ERRORS, CsvSink, RowFile
+from edgeclass.decode import DecodeOptions, load_image_tensor
+from edgeclass.engine import Classifier
+from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
+from edgeclass.inputs import Source, expand_inputs
+from edgeclass.lock import OutputLock
+from edgeclass.pipeline import Done, Pipeline, WorkItem
+from edgeclass.results import Result, RunCounts
+from edgeclass.resume import ResumeState, file_key, journal_line, journal_path, prepare_resume
+from edgeclass.stopping import StopState
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    inputs: tuple[str, ...]
+    output: Path | None = None  # None: CSV on stdout
+    top_k: int = 5
+    resume: bool = False
+    max_failures: int = 0  # failed inputs tolerated before the exit code says so
+    workers: int = 2  # decode/preprocess threads
+    decode: DecodeOptions = DecodeOptions()
+    video: object | None = None  # edgeclass.video.VideoOptions, when video support is used
+
+
+@dataclass
+class RunSummary:
+    counts: RunCounts
+    duration_s: float
+    model: str
+    model_dir: str
+    precision: str
+    inference_precision: str
+    output: str | None
+    stopped_by: str | None = None
+    exit_code: int = EXIT_OK
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.counts.total / self.duration_s if self.duration_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "counts": dict(sorted(self.counts.by_status.items())),
+            "total": self.counts.total,
+            "ok": self.counts.ok,
+            "failed": self.counts.failed,
+            "skipped_resume": self.counts.skipped_resume,
+            "duration_s": round(self.duration_s, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "model": self.model,
+            "model_dir": self.model_dir,
+            "precision": self.precision,
+            "inference_precision": self.inference_precision,
+            "output": self.output,
+            "stopped_by": self.stopped_by,
+            "exit_code": self.exit_code,
+            "edgeclass_version": __version__,
+        }
+
+
+class Reporter(Protocol):
+    def result(self, result: Result) -> None: ...
+
+    def event(self, message: str) -> None: ...
+
+
+class _Silent:
+    def result(self, result: Result) -> None:
+        pass
+
+    def event(self, message: str) -> None:
+        pass
+
+
+class _Journal:
+    def __init__(self, path: Path):
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def add(self, source: str, key: tuple[int, int]) -> None:
+        os.write(self._fd, journal_line(source, key).encode(ENCODING, ERRORS))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _partial_path(output: Path) -> Path:
+    return output.with_name(f".{output.name}.partial")
+
+
+class _StdoutSink:
+    def __init__(self, stream: TextIO, top_k: int):
+        self._sink = CsvSink(stream, top_k)
+
+    def write(self, result: Result) -> None:
+        self._sink.write(result)
+
+    def close(self) -> None:
+        pass
+
+
+def work_items(
+    sources: Iterator[Source],
+    classifier: Classifier,
+    options: RunOptions,
+    resume: ResumeState | None,
+    counts: RunCounts,
+    completed: set[str],
+    stop: StopState,
+    reporter: Reporter,
+) -> Iterator[WorkItem]:
+    pp = classifier.metadata.preprocess
+    for source in sources:
+        if stop.event.is_set():
+            return
+        if resume is not None and source.kind in ("image", "video") and resume.is_done(source.path):
+            counts.skipped_resume += 1
+            continue
+        if source.kind == "image":
+            key = file_key(source.path)
+            completed.add(source.path)
+            yield WorkItem(source.path, partial(load_image_tensor, source.path, pp, options.decode), tag=key)
+        else:
+            from edgeclass.video import video_items  # OpenCV video I/O only when needed
+
+            yield from video_items(source, pp, options.video, stop, completed, reporter)
+
+
+def run(
+    classifier: Classifier,
+    options: RunOptions,
+    stop: StopState,
+    reporter: Reporter | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> RunSummary:
+    reporter = reporter or _Silent()
+    counts = RunCounts()
+    started = time.perf_counter()
+    lock = None
+    journal = None
+    resume_state = None
+    sink = None
+    output = options.output
+    try:
+        if output is None:
+            sink = _StdoutSink(stdout or sys.stdout, options.top_k)
+        else:
+            try:
+                output.parent.mkdir(parents=True, exist_ok=True)
+                lock = OutputLock(output).acquire()
+            except OSError as exc:
+                raise OutputError(f"cannot write next to {output}: {exc.strerror or exc}") from exc
+            if lock.took_over_from:
+                reporter.event(f"took over the lock of a run that died (pid {lock.took_over_from})")
+            try:
+                if options.resume:
+                    resume_state = prepare_resume(output, options.top_k)
+                    if resume_state.torn or resume_state.rows_dropped:
+                        reporter.event(
+                            f"resume: kept {resume_state.rows_kept} rows, dropped {resume_state.rows_dropped} "
+                            f"(torn, stale or unfinished) to redo"
+                        )
+                    sink = RowFile(output, options.top_k, append=True)
+                    journal = _Journal(journal_path(output))
+                else:
+                    sink = RowFile(_partial_path(output), options.top_k)
+            except OSError as exc:
+                raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+        completed: set[str] = set()
+        sources = expand_inputs(options.inputs, stdin)
+        items = work_items(sources, classifier, options, resume_state, counts, completed, stop, reporter)
+        pipeline = Pipeline(classifier, options.top_k, workers=options.workers)
+        current: tuple[str, tuple[int, int] | None] | None = None
+
+        def finish_source() -> None:
+            if journal is not None and current is not None and current[0] in completed and current[1]:
+                try:
+                    journal.add(current[0], current[1])
+                except OSError as exc:
+                    raise OutputError(f"cannot write the resume journal: {exc.strerror or exc}") from exc
+
+        for done in pipeline.run(items, stop.event):
+            if current is not None and current[0] != done.item.source:
+                finish_source()
+            try:
+                sink.write(done.result)
+            except BrokenPipeError:
+                stop.stop("broken pipe", EXIT_OK)
+                break
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write {output or 'stdout'}: {exc.strerror or exc}; "
+                    f"{counts.total} rows written before the failure are intact"
+                ) from exc
+            current = (done.item.source, done.item.tag)
+            counts.add(done.result)
+            reporter.result(done.result)
+        if current is not None:
+            finish_source()
+    finally:
+        if sink is not None:
+            sink.close()
+            if output is not None and not options.resume:
+                # rows written so far are kept even when the run failed part-way
+                os.replace(_partial_path(output), output)
+        if journal is not None:
+            journal.close()
+        if lock is not None:
+            lock.release()
+
+    summary = RunSummary(
+        counts=counts,
+        duration_s=time.perf_counter() - started,
+        model=classifier.metadata.model_name,
+        model_dir=str(classifier.model_dir.path),
+        precision=classifier.precision,
+        inference_precision=classifier.inference_precision,
+        output=str(output) if output else None,
+        stopped_by=stop.reason,
+    )
+    if stop.exit_code is not None and stop.reason != "broken pipe":
+        summary.exit_code = stop.exit_code
+    elif counts.failed > options.max_failures:
+        summary.exit_code = EXIT_INPUT_FAILURES
+    return summary
+
+
+def write_summary_json(path: Path, summary: RunSummary) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
