@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgeclass import __version__
 from edgeclass.errors import EXIT_OK, EXIT_USAGE, EdgeclassError
@@ -29,11 +30,16 @@ app = typer.Typer(
 
 
 def _console() -> Console:
-    return Console(stderr=True)
+    # soft_wrap: messages stay on one line (greppable in cron logs); tables still fit the width
+    return Console(stderr=True, soft_wrap=True)
+
+
+def _say(console: Console, prefix: str, message: str, style: str = "yellow") -> None:
+    console.print(f"[{style}]{prefix}[/] {escape(str(message))}", highlight=False)
 
 
 def _fail(console: Console, exc: EdgeclassError) -> typer.Exit:
-    console.print(f"[red]error:[/] {exc}", highlight=False)
+    _say(console, "error:", str(exc), "red")
     return typer.Exit(exc.exit_code)
 
 
@@ -96,7 +102,7 @@ def _print_quantize_report(console: Console, report) -> None:
     from edgeclass.report import agreement_table
 
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        _say(console, "warning:", w)
     if report.agreement is not None:
         from edgeclass.modelinfo import read_metadata
         import openvino as ov
@@ -133,9 +139,7 @@ def convert(
     try:
         from edgeclass.convert import ConvertOptions, convert as do_convert
     except ImportError as exc:
-        console.print(
-            f"[red]error:[/] convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})"
-        )
+        _say(console, "error:", f"convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc
     from edgeclass.errors import AccuracyGateError
     from edgeclass.report import files_table, metadata_table
@@ -167,7 +171,7 @@ def convert(
     if report.quantize is not None:
         _print_quantize_report(console, report.quantize)
     if report.int8_skipped_reason:
-        console.print(f"[yellow]INT8 skipped:[/] {report.int8_skipped_reason}", highlight=False)
+        _say(console, "INT8 skipped:", report.int8_skipped_reason)
     console.print(files_table(report.files))
     console.print(
         "times: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items()) + f"\nmodel folder: {report.model_dir.path}",

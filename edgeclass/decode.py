@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,36 +42,46 @@ class ImageReadError(Exception):
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Read a file read-only, mapping OS errors to statuses."""
+    """Read a file read-only, mapping OS errors to statuses.
+
+    Opened with O_NONBLOCK and checked with fstat first, so a FIFO or device that happens to
+    carry an image extension cannot block the run.
+    """
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not _is_regular(st.st_mode):
-                raise ImageReadError(Status.UNREADABLE, "not a regular file")
-            if st.st_size > max_bytes:
-                raise ImageReadError(Status.TOO_LARGE, f"file is {st.st_size} bytes, limit {max_bytes}")
-            data = fh.read(max_bytes + 1)
-    except ImageReadError:
-        raise
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         kind = "broken symlink" if os.path.islink(path) else "file not found"
         raise ImageReadError(Status.MISSING, kind) from None
     except PermissionError:
         raise ImageReadError(Status.UNREADABLE, "permission denied") from None
-    except IsADirectoryError:
-        raise ImageReadError(Status.UNREADABLE, "is a directory") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ImageReadError(Status.UNREADABLE, "symlink loop") from None
         raise ImageReadError(Status.UNREADABLE, exc.strerror or str(exc)) from None
-    if len(data) > max_bytes:
+    try:
+        st = os.fstat(fd)
+        if not _is_regular(st.st_mode):
+            what = "is a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ImageReadError(Status.UNREADABLE, what)
+        if st.st_size > max_bytes:
+            raise ImageReadError(Status.TOO_LARGE, f"file is {st.st_size} bytes, limit {max_bytes}")
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise ImageReadError(Status.UNREADABLE, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if total > max_bytes:
         raise ImageReadError(Status.TOO_LARGE, f"file grew past the limit of {max_bytes} bytes")
-    return data
+    return b"".join(chunks)
 
 
 def _is_regular(mode: int) -> bool:
-    import stat
-
     return stat.S_ISREG(mode)
 
 

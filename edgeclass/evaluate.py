@@ -38,7 +38,7 @@ class Agreement:
 
 
 def predict_all(compiled: ov.CompiledModel, tensors: list[np.ndarray]) -> np.ndarray:
-    """Probabilities for each tensor, via an async queue (THROUGHPUT)."""
+    """Probabilities for each ``HxWx3`` (or ``1xHxWx3``) tensor, via an async queue."""
     out = np.zeros((len(tensors),) + tuple(compiled.outputs[0].get_partial_shape()[1:].to_shape()), np.float32)
     queue = ov.AsyncInferQueue(compiled, 0)
 
@@ -47,7 +47,7 @@ def predict_all(compiled: ov.CompiledModel, tensors: list[np.ndarray]) -> np.nda
 
     queue.set_callback(done)
     for i, t in enumerate(tensors):
-        queue.start_async({0: t[None]}, i)
+        queue.start_async({0: t if t.ndim == 4 else t[None]}, i)
     queue.wait_all()
     return out
 

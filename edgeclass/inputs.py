@@ -99,3 +99,40 @@ def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, include_vide
         else:
             # a named file, or one that does not exist: either way it gets a row
             yield Source(arg, kind)
+
+
+def prefetch(iterator: Iterator, stop, maxsize: int = 1024, poll: float = 0.1) -> Iterator:
+    """Run ``iterator`` in a daemon thread so a slow source (a stalled stdin pipe, a hanging
+    network folder) never keeps the consumer from noticing ``stop`` (a threading.Event)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize)
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while True:
+                    if stop.is_set():
+                        return
+                    try:
+                        q.put(item, timeout=poll)
+                        break
+                    except queue.Full:
+                        continue
+            q.put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put((end, exc))
+
+    threading.Thread(target=produce, name="edgeclass-inputs", daemon=True).start()
+    while not stop.is_set():
+        try:
+            item = q.get(timeout=poll)
+        except queue.Empty:
+            continue
+        if isinstance(item, tuple) and len(item) == 2 and item[0] is end:
+            if item[1] is not None:
+                raise item[1]
+            return
+        yield item

@@ -166,7 +166,7 @@ def quantize_model_dir(
                     _dataset(calib),
                     _dataset(val),
                     validation_fn=lambda compiled, data: top1_accuracy(
-                        predict_all(compiled, [d[0] for d in data]), val.targets
+                        predict_all(compiled, list(data)), val.targets
                     ),
                     max_drop=options.max_drop,
                     drop_type=nncf.DropType.ABSOLUTE,

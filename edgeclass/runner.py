@@ -17,7 +17,7 @@ from edgeclass.csvout import ENCODING, ERRORS, CsvSink, RowFile
 from edgeclass.decode import DecodeOptions, load_image_tensor
 from edgeclass.engine import Classifier
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
-from edgeclass.inputs import Source, expand_inputs
+from edgeclass.inputs import Source, expand_inputs, prefetch
 from edgeclass.lock import OutputLock
 from edgeclass.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import Result, RunCounts
@@ -105,6 +105,8 @@ def _partial_path(output: Path) -> Path:
 
 class _StdoutSink:
     def __init__(self, stream: TextIO, top_k: int):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=ERRORS)  # non-UTF-8 file names as their original bytes
         self._sink = CsvSink(stream, top_k)
 
     def write(self, result: Result) -> None:
@@ -184,7 +186,7 @@ def run(
                 raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
         completed: set[str] = set()
-        sources = expand_inputs(options.inputs, stdin)
+        sources = prefetch(expand_inputs(options.inputs, stdin), stop.event)
         items = work_items(sources, classifier, options, resume_state, counts, completed, stop, reporter)
         pipeline = Pipeline(classifier, options.top_k, workers=options.workers)
         current: tuple[str, tuple[int, int] | None] | None = None

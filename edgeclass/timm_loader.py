@@ -166,7 +166,13 @@ def load_model(
             raise WeightsUnavailableError(f"{weights} has no {HEAD_KEY}: not a timm MobileViTv2 checkpoint")
         num_classes = int(state[HEAD_KEY].shape[0])
         model = timm.create_model(name, pretrained=False, num_classes=num_classes)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+            raise WeightsUnavailableError(
+                f"{weights} does not fit {name}: {first[0].strip()} (is --model the right width?)"
+            ) from exc
         if missing or unexpected:
             raise WeightsUnavailableError(
                 f"{weights} does not fit {name}: {len(missing)} missing and {len(unexpected)} unexpected "

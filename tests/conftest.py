@@ -1,0 +1,134 @@
+"""Shared fixtures: every model, checkpoint, hub cache and image is made here, offline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import train_test_model  # noqa: E402  (scripts/ is not a package)
+
+TRAIN_STEPS = int(os.environ.get("EDGECLASS_TEST_TRAIN_STEPS", "400"))
+CACHE = Path(os.environ.get("EDGECLASS_TEST_CACHE", REPO / "tests" / ".cache"))
+
+
+def run_cli(*args: str, env: dict | None = None, stdin: str | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real command in a subprocess (``python -m edgeclass``)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "edgeclass", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def read_csv(path_or_text) -> list[dict]:
+    import csv
+    import io
+
+    text = Path(path_or_text).read_text(encoding="utf-8", errors="surrogateescape") if isinstance(path_or_text, Path) else path_or_text
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.fixture(scope="session")
+def trained_dir() -> Path:
+    """A briefly trained 4-class mobilevitv2_050 (cached by the training script's hash)."""
+    script = REPO / "scripts" / "train_test_model.py"
+    digest = hashlib.sha256(script.read_bytes() + str(TRAIN_STEPS).encode()).hexdigest()[:12]
+    out = CACHE / f"trained-{digest}"
+    if not (out / "train_info.json").exists():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        train_test_model.train(tmp, steps=TRAIN_STEPS)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def train_info(trained_dir: Path) -> dict:
+    return json.loads((trained_dir / "train_info.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def image_sets(tmp_path_factory) -> dict[str, Path]:
+    """Generated calibration (ImageFolder), validation (ImageFolder) and run folders."""
+    root = tmp_path_factory.mktemp("images")
+    train_test_model.write_images(root / "calibration", per_class=40, seed=101)
+    train_test_model.write_images(root / "validation", per_class=50, seed=202)
+    train_test_model.write_images(root / "run", per_class=3, seed=303, imagefolder=False, ext=".jpg")
+    return {"calibration": root / "calibration", "validation": root / "validation", "run": root / "run"}
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(trained_dir: Path, image_sets, tmp_path_factory) -> Path:
+    """The trained checkpoint converted (FP32) and quantized (INT8) with default settings."""
+    from edgeclass.convert import ConvertOptions, convert
+    from edgeclass.quantize import QuantizeOptions
+
+    out = tmp_path_factory.mktemp("models") / "shapes"
+    convert(
+        ConvertOptions(
+            model="mobilevitv2_050",
+            weights=trained_dir / "checkpoint.safetensors",
+            labels=trained_dir / "labels.txt",
+            output=out,
+            input_size=train_test_model.TRAIN_SIZE,
+            crop_pct=0.875,
+            calibration=image_sets["calibration"],
+            quantize=QuantizeOptions(validation=image_sets["validation"]),
+        )
+    )
+    return out
+
+
+def make_hub_cache(root: Path, model_name: str = "mobilevitv2_050.cvnets_in1k", seed: int = 0) -> Path:
+    """Write weights we make into a Hugging Face hub cache laid out as huggingface_hub does,
+    so ``timm.create_model(..., pretrained=True)`` loads them through its real hub path."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    arch = model_name.split(".")[0]
+    model = timm.create_model(arch, pretrained=False)
+    repo = root / "hub" / f"models--timm--{model_name}"
+    commit = hashlib.sha1(model_name.encode()).hexdigest()
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snap / "model.safetensors"))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return root
+
+
+@pytest.fixture(scope="session")
+def hub_home(tmp_path_factory) -> Path:
+    return make_hub_cache(tmp_path_factory.mktemp("hf_home"))
+
+
+@pytest.fixture
+def offline_env(hub_home: Path) -> dict:
+    return {"HF_HOME": str(hub_home), "HF_HUB_OFFLINE": "1"}
+
+
+def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A natural-looking RGB image (smooth regions, edges, texture) of any size."""
+    rng = np.random.default_rng(seed)
+    return train_test_model.make_image(int(rng.integers(0, 4)), rng, (h, w))

@@ -1,0 +1,206 @@
+"""Cron-grade runs with real processes and real faults: SIGKILL + resume, locks, SIGTERM,
+--max-runtime, a filling disk (file-size limit), summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import read_csv, run_cli, synthetic_photo
+from edgeclass.errors import EXIT_LOCKED, EXIT_MAX_RUNTIME, EXIT_OK, EXIT_OUTPUT
+
+N_IMAGES = 240
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("many")
+    for i in range(N_IMAGES):
+        sub = d / f"part{i % 3}"
+        sub.mkdir(exist_ok=True)
+        img = synthetic_photo(480, 640, seed=i % 17)
+        cv2.imwrite(str(sub / f"img{i:04d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return d
+
+
+def start(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgeclass", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def wait_rows(path: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``path`` has at least ``n`` data lines (or the process ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().count(b"\n") > n:
+            return
+        if proc.poll() is not None:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no progress")
+
+
+def all_sources(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*.jpg"))
+
+
+def test_sigkill_then_resume_gives_every_input_once(many_images, trained_model_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    args = ("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--resume", "--threads", "1")
+    for kill_after in (10, 70, 150):
+        proc = start(*args)
+        wait_rows(out, kill_after, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+    r = run_cli(*args)
+    assert r.returncode == EXIT_OK, r.stderr
+    rows = read_csv(out)
+    sources = [row["source"] for row in rows]
+    assert sorted(sources) == all_sources(many_images)  # every input exactly once
+    assert all(row["status"] == "ok" for row in rows)
+    assert out.read_bytes().endswith(b"\n")
+    # a further resume has nothing to do
+    r = run_cli(*args, "--summary-json", str(tmp_path / "s.json"))
+    assert r.returncode == EXIT_OK
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["skipped_resume"] == N_IMAGES and s["total"] == 0
+
+
+def test_torn_last_line_is_repaired(many_images, trained_model_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    args = ("run", str(many_images / "part0"), "--model", str(trained_model_dir), "-o", str(out), "--resume")
+    assert run_cli(*args).returncode == EXIT_OK
+    data = out.read_bytes()
+    lines = data.split(b"\n")
+    out.write_bytes(b"\n".join(lines[:-3]) + b"\n" + lines[-3][: len(lines[-3]) // 2])  # last row torn
+    r = run_cli(*args)
+    assert r.returncode == EXIT_OK, r.stderr
+    assert out.read_bytes() == data  # the torn row was dropped and redone: identical file
+
+
+def test_replaced_file_is_classified_again(tmp_path, trained_model_dir):
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(d / f"{i}.jpg"), cv2.cvtColor(synthetic_photo(100, 100, seed=i), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.csv"
+    args = ("run", str(d), "--model", str(trained_model_dir), "-o", str(out), "--resume")
+    assert run_cli(*args).returncode == EXIT_OK
+    (d / "1.jpg").write_bytes(b"replaced by garbage")
+    r = run_cli(*args, "--summary-json", str(tmp_path / "s.json"))
+    rows = read_csv(out)
+    assert sorted(row["source"] for row in rows) == sorted(str(p) for p in d.iterdir())
+    assert {os.path.basename(row["source"]): row["status"] for row in rows}["1.jpg"] == "corrupt"
+    assert json.loads((tmp_path / "s.json").read_text())["skipped_resume"] == 2
+    assert r.returncode == 1
+
+
+def test_second_run_on_same_output_exits_at_once(many_images, trained_model_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    first = start("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--threads", "1")
+    lock = tmp_path / "out.csv.lock"
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    second = run_cli("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out))
+    assert second.returncode == EXIT_LOCKED
+    assert f"pid {first.pid}" in second.stderr and "another edgeclass run" in second.stderr
+    assert time.monotonic() - t0 < 30
+    assert first.wait(timeout=300) == EXIT_OK
+    assert len(read_csv(out)) == N_IMAGES
+
+
+def test_lock_of_killed_run_is_taken_over(many_images, trained_model_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    args = ("run", str(many_images / "part1"), "--model", str(trained_model_dir), "-o", str(out), "--resume")
+    proc = start(*args, "--threads", "1")
+    wait_rows(out, 3, proc)
+    proc.kill()
+    proc.wait()
+    r = run_cli(*args)
+    assert r.returncode == EXIT_OK, r.stderr
+    assert "took over the lock" in r.stderr
+    assert len(read_csv(out)) == N_IMAGES // 3
+
+
+def test_sigterm_stops_cleanly(many_images, trained_model_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    proc = start("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--threads", "1",
+                 "--summary-json", str(tmp_path / "s.json"))
+    wait_rows(tmp_path / ".out.csv.partial", 20, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err
+    rows = read_csv(out)  # renamed into place, complete rows only
+    assert 20 <= len(rows) < N_IMAGES
+    assert [r["source"] for r in rows] == all_sources(many_images)[: len(rows)]
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["stopped_by"] == "SIGTERM" and s["total"] == len(rows) and s["exit_code"] == 143
+
+
+def test_max_runtime_even_when_stdin_stalls(many_images, trained_model_dir, tmp_path):
+    """Paths arrive on a pipe that stays open: --max-runtime still ends the run on time."""
+    out = tmp_path / "out.csv"
+    proc = start("run", "-", "--model", str(trained_model_dir), "-o", str(out), "--max-runtime", "2",
+                 stdin=subprocess.PIPE)
+    for p in all_sources(many_images)[:5]:
+        proc.stdin.write(p + "\n")
+    proc.stdin.flush()  # and then nothing more, without closing the pipe
+    t0 = time.monotonic()
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.stdin.close()
+    err = proc.stderr.read()
+    assert proc.returncode == EXIT_MAX_RUNTIME, err
+    assert time.monotonic() - t0 < 30
+    assert "stopped by max-runtime" in err
+    assert len(read_csv(out)) == 5
+
+
+def test_disk_full_keeps_written_rows(many_images, trained_model_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    limit = 6000  # bytes: room for the header and a few dozen rows
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "edgeclass", "run", str(many_images), "--model",
+                           str(trained_model_dir), "-o", str(out), "--resume", "-k", "1"],
+                          capture_output=True, text=True, preexec_fn=small_disk, timeout=300)
+    assert proc.returncode == EXIT_OUTPUT, proc.stderr
+    assert "File too large" in proc.stderr and "intact" in proc.stderr
+    data = out.read_bytes()
+    assert data.endswith(b"\n") and len(data) <= limit
+    rows = read_csv(out)
+    assert len(rows) > 5 and all(r["status"] == "ok" for r in rows)
+    # with room again, --resume finishes the job
+    r = run_cli("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--resume", "-k", "1")
+    assert r.returncode == EXIT_OK, r.stderr
+    assert sorted(x["source"] for x in read_csv(out)) == all_sources(many_images)
+
+
+def test_unwritable_output(trained_model_dir, many_images, tmp_path):
+    r = run_cli("run", str(many_images / "part2"), "--model", str(trained_model_dir),
+                "-o", "/proc/edgeclass-cannot-write/out.csv")
+    assert r.returncode == EXIT_OUTPUT
+    assert "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cron_mode_logs_plainly(trained_model_dir, many_images, tmp_path):
+    r = run_cli("run", str(many_images / "part2"), "--model", str(trained_model_dir), "-o", str(tmp_path / "o.csv"))
+    assert r.returncode == EXIT_OK
+    assert "\x1b[" not in r.stderr  # no progress bar or colour codes when not on a terminal
+    assert "done: ok 80" in r.stderr

@@ -1,0 +1,83 @@
+"""The preprocessing path against timm's own evaluation transform (PIL, antialiased resize)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import synthetic_photo
+from edgeclass.preprocess import (
+    PreprocessConfig,
+    center_crop_offsets,
+    reduction_factor,
+    resize_and_crop,
+    resized_size,
+)
+
+
+def timm_reference(image: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """timm's eval transform on a PIL image, back to HxWx3 uint8 (it only scales by 1/255)."""
+    import timm.data
+
+    tf = timm.data.create_transform(
+        input_size=(3, *cfg.input_size), crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
+        mean=(0, 0, 0), std=(1, 1, 1),
+    )
+    return np.round(tf(Image.fromarray(image)).numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+
+
+SIZES = [(1080, 1920), (3000, 2000), (480, 640), (301, 517), (288, 400), (256, 256), (150, 97), (77, 333)]
+
+
+@pytest.mark.parametrize("hw", SIZES)
+@pytest.mark.parametrize("cfg", [PreprocessConfig(), PreprocessConfig(input_size=(96, 96), crop_pct=0.875),
+                                 PreprocessConfig(crop_pct=1.0, interpolation="bilinear")], ids=["256", "96", "bilinear"])
+def test_matches_timm_transform(hw, cfg):
+    img = synthetic_photo(*hw, seed=hw[0])
+    ours = resize_and_crop(img, cfg).astype(int)
+    ref = timm_reference(img, cfg).astype(int)
+    assert ours.shape == ref.shape == (*cfg.input_size, 3)
+    diff = np.abs(ours - ref)
+    # PIL accumulates in 22-bit fixed point, we in float32: rounding may differ by one level
+    assert diff.max() <= 1
+    assert (diff > 0).mean() < 0.02
+
+
+def test_opencv_bicubic_is_not_pil_when_shrinking():
+    """Why we do not use cv2.INTER_CUBIC: on a large photo it aliases and drifts from PIL."""
+    import cv2
+
+    cfg = PreprocessConfig()
+    img = synthetic_photo(1080, 1920, seed=5)
+    oh, ow = resized_size(1080, 1920, cfg.resize_shorter)
+    top, left = center_crop_offsets(oh, ow, 256, 256)
+    cv = cv2.resize(img, (ow, oh), interpolation=cv2.INTER_CUBIC)[top:top + 256, left:left + 256].astype(int)
+    ref = timm_reference(img, cfg).astype(int)
+    ours = resize_and_crop(img, cfg).astype(int)
+    assert np.abs(cv - ref).mean() > 5 * np.abs(ours - ref).mean()
+    assert np.abs(cv - ref).max() > 10
+
+
+def test_sizes_and_offsets_follow_torchvision():
+    assert resized_size(1080, 1920, 288) == (288, 512)
+    assert resized_size(1920, 1080, 288) == (512, 288)
+    assert resized_size(100, 333, 288) == (288, 959)
+    assert center_crop_offsets(288, 513, 256, 256) == (16, 128)  # 128.5 rounds half to even
+    assert PreprocessConfig().resize_shorter == 288
+    assert PreprocessConfig(crop_pct=1.0, input_size=(384, 384)).resize_shorter == 384
+
+
+def test_reduction_factor_keeps_short_side_above_target():
+    cfg = PreprocessConfig()
+    assert reduction_factor(1080, 1920, cfg) == 2  # 540 >= 288, 270 < 288
+    assert reduction_factor(3000, 4000, cfg) == 8  # 375
+    assert reduction_factor(400, 600, cfg) == 1
+    assert reduction_factor(2304, 4096, cfg) == 8  # exactly 288
+
+
+def test_rejects_bad_input():
+    with pytest.raises(ValueError):
+        resize_and_crop(np.zeros((10, 10), np.uint8), PreprocessConfig())
+    with pytest.raises(ValueError):
+        PreprocessConfig(interpolation="lanczos")

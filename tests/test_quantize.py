@@ -1,0 +1,69 @@
+"""edgeclass quantize: NNCF on the IR, provenance in rt_info, calibration-set errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import openvino as ov
+
+from conftest import run_cli
+from edgeclass.calibration import files_hash, list_images
+from edgeclass.errors import EXIT_CALIBRATION
+from edgeclass.modelinfo import read_metadata
+
+
+def _fp32_only(tmp_path, trained_model_dir):
+    md = tmp_path / "m"
+    md.mkdir()
+    for f in ("model_fp32.xml", "model_fp32.bin"):
+        shutil.copy(trained_model_dir / f, md / f)
+    return md
+
+
+def test_provenance_in_int8_rt_info(trained_model_dir, image_sets):
+    meta = read_metadata(ov.Core().read_model(trained_model_dir / "model_int8.xml"))
+    c = meta.calibration
+    assert meta.precision == "int8"
+    assert c["images_used"] == 160 and c["images_available"] == 160 and c["images_failed"] == 0
+    assert c["files_sha256"] == files_hash(list_images(image_sets["calibration"]))
+    assert c["nncf"] and c["openvino"] == ov.get_version()
+    assert c["options"]["subset_size"] == 300 and c["options"]["model_type"] == "transformer"
+    assert meta.labels == ("circle", "square", "triangle", "stripes")  # labels travel into INT8 too
+    a = meta.accuracy
+    assert a["source"] == "validation folder" and a["images"] == 200 and a["passed"] is True
+
+
+def test_quantize_cli_subset_and_warning(tmp_path, trained_model_dir, image_sets):
+    md = _fp32_only(tmp_path, trained_model_dir)
+    r = run_cli("quantize", str(md), "--calibration", str(image_sets["calibration"]), "--subset-size", "40",
+                "--max-drop", "100")
+    assert r.returncode == 0, r.stderr
+    meta = read_metadata(ov.Core().read_model(md / "model_int8.xml"))
+    assert meta.calibration["images_used"] == 40 and meta.calibration["images_available"] == 160
+    # the rest of the folder is held out to compare INT8 with FP32
+    assert meta.accuracy["source"] == "held-out calibration images" and meta.accuracy["images"] == 120
+    assert "fewer than the recommended 300" in r.stderr
+    assert "uses 40 of 160 images" in r.stderr
+    assert "top-1 agreement" in r.stderr
+
+
+def test_empty_calibration_folder_is_an_error(tmp_path, trained_model_dir):
+    md = _fp32_only(tmp_path, trained_model_dir)
+    empty = tmp_path / "calib"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    r = run_cli("quantize", str(md), "--calibration", str(empty))
+    assert r.returncode == EXIT_CALIBRATION
+    assert "has no images" in r.stderr and "calibration" in r.stderr
+    assert not (md / "model_int8.xml").exists()
+
+
+def test_undecodable_calibration_images_are_reported(tmp_path, trained_model_dir):
+    md = _fp32_only(tmp_path, trained_model_dir)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        (calib / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    r = run_cli("quantize", str(md), "--calibration", str(calib))
+    assert r.returncode == EXIT_CALIBRATION
+    assert "none of the 3 images" in r.stderr
