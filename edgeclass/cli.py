@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -126,8 +127,8 @@ def convert(
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also quantize to INT8 with NNCF.")] = True,
     calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
     subset_size: SubsetSize = 300,
-    preset: Preset = "mixed",
-    fast_bias_correction: FastBias = True,
+    preset: Preset = "performance",
+    fast_bias_correction: FastBias = False,
     model_type: ModelType = "transformer",
     ignore: Ignore = [],  # noqa: B006 - typer needs a literal default
     ignore_type: IgnoreType = [],  # noqa: B006
@@ -185,8 +186,8 @@ def quantize(
     model_dir: Annotated[Path, typer.Argument(help="Model folder holding model_fp32.xml.")],
     calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
     subset_size: SubsetSize = 300,
-    preset: Preset = "mixed",
-    fast_bias_correction: FastBias = True,
+    preset: Preset = "performance",
+    fast_bias_correction: FastBias = False,
     model_type: ModelType = "transformer",
     ignore: Ignore = [],  # noqa: B006
     ignore_type: IgnoreType = [],  # noqa: B006
@@ -244,6 +245,36 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
     console.print(files_table(sorted(md.path.glob("model_*"))))
 
 
+# ----------------------------------------------------------------------------- bench
+@app.command()
+def bench(
+    folder: Annotated[Optional[Path], typer.Argument(help="Also measure end to end (decode included) on these images.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder (default: the latest under models/).")] = None,
+    precision: Annotated[list[str], typer.Option(help="fp32, bf16, int8; repeatable (default: all available).")] = [],  # noqa: B006
+    seconds: Annotated[float, typer.Option(min=0.5, help="Measuring time per precision.")] = 5.0,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="Cap on inference threads.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON to stdout instead of a table.")] = False,
+) -> None:
+    """Inference throughput (THROUGHPUT hint) and latency p50/p90/p99 (LATENCY hint) per precision."""
+    import json
+
+    from edgeclass.bench import bench as do_bench
+    from edgeclass.modeldir import resolve_model_dir
+    from edgeclass.report import bench_table
+
+    console = _console()
+    try:
+        md = resolve_model_dir(model)
+        with console.status("benchmarking") as status:
+            report = do_bench(md, precision or None, seconds, threads, folder, progress=lambda m: status.update(m))
+    except EdgeclassError as exc:
+        raise _fail(console, exc) from exc
+    if json_out:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console().print(bench_table(report))
+
+
 # ----------------------------------------------------------------------------- run
 @app.command(epilog=EXIT_CODES_HELP)
 def run(
@@ -262,6 +293,15 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not cache compiled models.")] = False,
     summary_json: Annotated[Optional[Path], typer.Option(help="Write counts, timing and model as JSON here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    every: Annotated[float, typer.Option(min=0.001, help="Videos/streams: one frame per this many seconds of media time.", rich_help_panel="Video and streams")] = 1.0,
+    every_frame: Annotated[Optional[int], typer.Option(min=1, help="Video files: one frame every N frames (instead of --every).", rich_help_panel="Video and streams")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Live sources: stop after N sampled frames.", rich_help_panel="Video and streams")] = None,
+    duration: Annotated[Optional[float], typer.Option(min=0.0, help="Live sources: stop after this many seconds.", rich_help_panel="Video and streams")] = None,
+    open_timeout: Annotated[float, typer.Option(min=0.1, help="Live sources: seconds to wait for a connection.", rich_help_panel="Video and streams")] = 10.0,
+    read_timeout: Annotated[float, typer.Option(min=0.1, help="Live sources: seconds without a frame before reconnecting.", rich_help_panel="Video and streams")] = 10.0,
+    reconnects: Annotated[int, typer.Option(min=0, help="Live sources: reconnect attempts (exponential backoff) before giving up.", rich_help_panel="Video and streams")] = 5,
+    rtsp_tcp: Annotated[bool, typer.Option("--rtsp-tcp", help="RTSP over TCP (interleaved) instead of UDP.", rich_help_panel="Video and streams")] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="Per video/stream: the label winning most sampled frames, and its share.", rich_help_panel="Video and streams")] = False,
 ) -> None:
     """Classify images (and videos, streams) and write CSV rows:
 
@@ -275,6 +315,7 @@ def run(
     from edgeclass.stopping import graceful_stop
 
     console = _console()
+    stack = ExitStack()
     try:
         if precision is not None and precision not in ("int8", "fp32", "bf16"):
             raise EdgeclassError(f"--precision must be int8, fp32 or bf16, got {precision!r}")
@@ -284,7 +325,7 @@ def run(
             threads=threads,
             cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
         )
-        classifier = Classifier(md, engine)
+        classifier = stack.enter_context(Classifier(md, engine))
         workers = threads or len(os.sched_getaffinity(0))
         options = RunOptions(
             inputs=tuple(inputs),
@@ -294,6 +335,7 @@ def run(
             max_failures=max_failures,
             workers=workers,
             decode=DecodeOptions(max_pixels=max_pixels, reduced_decode=reduced_decode),
+            video=_video_options(every, every_frame, max_frames, duration, open_timeout, read_timeout, reconnects, rtsp_tcp),
         )
         if resume and output is None:
             raise EdgeclassError("--resume needs --output FILE")
@@ -312,8 +354,14 @@ def run(
             reporter.close()
     except EdgeclassError as exc:
         raise _fail(console, exc) from exc
+    finally:
+        stack.close()
     if summary_json is not None:
         write_summary_json(summary_json, summary)
+    if summary and summary.per_source:
+        from edgeclass.report import per_source_table
+
+        console.print(per_source_table(summary.per_source))
     if not quiet or summary.exit_code != EXIT_OK:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.by_status.items())) or "nothing"
         line = f"done: {counts}; {summary.images_per_s:.1f} img/s in {summary.duration_s:.1f}s"
@@ -323,6 +371,21 @@ def run(
             line += f"; stopped by {summary.stopped_by}"
         console.print(line, highlight=False)
     raise typer.Exit(summary.exit_code)
+
+
+def _video_options(every, every_frame, max_frames, duration, open_timeout, read_timeout, reconnects, rtsp_tcp):
+    from edgeclass.video import VideoOptions
+
+    return VideoOptions(
+        every_s=every,
+        every_frame=every_frame,
+        max_frames=max_frames,
+        duration_s=duration,
+        open_timeout_s=open_timeout,
+        read_timeout_s=read_timeout,
+        reconnects=reconnects,
+        rtsp_tcp=rtsp_tcp,
+    )
 
 
 def entrypoint() -> None:  # console script

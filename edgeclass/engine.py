@@ -74,6 +74,17 @@ class Classifier:
             raise ModelError(f"cannot compile {self.xml}: {str(exc).splitlines()[0]}") from exc
         self.num_requests = options.num_requests
 
+    def close(self) -> None:
+        """Release the compiled model now, not during interpreter shutdown (where OpenVINO's
+        threads can abort the process)."""
+        self.__dict__.pop("compiled", None)
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @property
     def labels(self) -> tuple[str, ...]:
         return self.metadata.labels

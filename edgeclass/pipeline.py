@@ -54,8 +54,12 @@ class Pipeline:
         self.workers = max(1, workers)
         self.requests = requests
 
-    def run(self, items: Iterable[WorkItem], stop: threading.Event | None = None) -> Iterator[Done]:
-        """Yield one :class:`Done` per item, in input order. Stops taking items once ``stop`` is set."""
+    def run(self, items: Iterable[WorkItem | None], stop: threading.Event | None = None) -> Iterator[Done]:
+        """Yield one :class:`Done` per item, in input order. Stops taking items once ``stop`` is set.
+
+        ``items`` may yield None to say "nothing available right now" (live sources): the
+        pipeline then finishes and yields what it has instead of waiting for more input.
+        """
         stop = stop or threading.Event()
         queue = ov.AsyncInferQueue(self.classifier.compiled, self.requests)
         window_size = 2 * self.workers + len(queue)
@@ -99,21 +103,24 @@ class Pipeline:
                         except StopIteration:
                             exhausted = True
                             break
+                        if item is None:  # a live source has nothing yet: process what we have
+                            break
                         pending.append((seq, item, pool.submit(item.load)))
                         seq += 1
-                    if not pending:
+                    if pending:
+                        n, item, future = pending.popleft()
+                        try:
+                            tensor = future.result()
+                        except ImageReadError as exc:
+                            with lock:
+                                finished[n] = Done(item, _failure(item, exc.status, exc.message))
+                        except Exception as exc:  # noqa: BLE001
+                            with lock:
+                                finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
+                        else:
+                            queue.start_async({0: tensor[None]}, (n, item))
+                    elif exhausted or stop.is_set():
                         break
-                    n, item, future = pending.popleft()
-                    try:
-                        tensor = future.result()
-                    except ImageReadError as exc:
-                        with lock:
-                            finished[n] = Done(item, _failure(item, exc.status, exc.message))
-                    except Exception as exc:  # noqa: BLE001
-                        with lock:
-                            finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
-                    else:
-                        queue.start_async({0: tensor[None]}, (n, item))
                     yield from drain()
                 queue.wait_all()
                 yield from drain()
@@ -121,3 +128,4 @@ class Pipeline:
                 for _, _, future in pending:
                     future.cancel()
                 queue.wait_all()
+                del queue  # destroy the request pool here, while nothing is in flight

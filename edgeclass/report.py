@@ -56,7 +56,7 @@ def metadata_table(meta: ModelMetadata, title: str) -> Table:
 def accuracy_line(a: dict) -> str:
     line = (
         f"top-1 agreement {a['top1_agreement'] * 100:.2f}%, mean |Δp| {a['mean_abs_prob_diff']:.5f} "
-        f"on {a['images']} {a['source']}"
+        f"on {a['images']} images ({a['source']})"
     )
     if a.get("fp32_top1") is not None:
         line += f"; top-1 accuracy FP32 {a['fp32_top1'] * 100:.2f}% INT8 {a['int8_top1'] * 100:.2f}%"
@@ -67,7 +67,7 @@ def accuracy_line(a: dict) -> str:
 
 
 def agreement_table(a: dict) -> Table:
-    t = Table(title=f"INT8 vs FP32 on {a['images']} {a['source']}", title_justify="left")
+    t = Table(title=f"INT8 vs FP32 on {a['images']} images ({a['source']})", title_justify="left")
     t.add_column("measure")
     t.add_column("value", justify="right")
     t.add_row("top-1 agreement", f"{a['top1_agreement'] * 100:.2f}%")
@@ -87,6 +87,36 @@ def files_table(files: list[Path]) -> Table:
     for f in files:
         if f.exists():
             t.add_row(str(f), human_size(f.stat().st_size))
+    return t
+
+
+def bench_table(report) -> Table:
+    cpu = report.cpu
+    caps = ", ".join(k for k in ("vnni", "bf16", "amx") if cpu[k]) or "none of VNNI/BF16/AMX"
+    t = Table(title=f"{report.model} on {cpu['name']} ({cpu['cores']} cores; {caps}; OpenVINO {cpu['openvino']})",
+              title_justify="left")
+    for col in ("precision", "computes in", "img/s", "vs fp32", "p50 ms", "p90 ms", "p99 ms", "streams/requests/threads"):
+        t.add_column(col, justify="left" if col in ("precision", "computes in") else "right")
+    base = next((r.throughput for r in report.results if r.precision == "fp32"), None)
+    for r in report.results:
+        ratio = f"{r.throughput / base:.2f}x" if base else ""
+        t.add_row(r.precision, r.inference_precision, f"{r.throughput:.1f}", ratio, f"{r.latency_ms['p50']:.2f}",
+                  f"{r.latency_ms['p90']:.2f}", f"{r.latency_ms['p99']:.2f}", f"{r.streams}/{r.requests}/{r.threads}")
+    if report.end_to_end:
+        e = report.end_to_end
+        t.caption = (f"end to end ({e['precision']}, decode + preprocess + inference): {e['images_per_s']:.1f} img/s "
+                     f"on {e['images']} images")
+    return t
+
+
+def per_source_table(per_source: dict[str, dict]) -> Table:
+    t = Table(title="per video / stream", title_justify="left")
+    t.add_column("source")
+    t.add_column("frames", justify="right")
+    t.add_column("top label")
+    t.add_column("share", justify="right")
+    for source, d in per_source.items():
+        t.add_row(source, str(d["frames"]), d["top_label"], f"{d['share'] * 100:.1f}%")
     return t
 
 

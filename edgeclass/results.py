@@ -17,6 +17,7 @@ class Status(str, enum.Enum):
     TOO_LARGE = "too_large"  # over --max-pixels (decompression bomb) or the byte limit
     STREAM_ERROR = "stream_error"  # a video/stream could not be opened or broke
     TIMEOUT = "timeout"  # a live source did not answer in time
+    EOF = "eof"  # a live stream ended and did not come back
     ERROR = "error"  # unexpected failure while classifying this input
 
     def __str__(self) -> str:  # csv module writes str(value)

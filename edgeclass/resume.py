@@ -26,7 +26,7 @@ from edgeclass.csvout import ENCODING, ERRORS, header
 from edgeclass.errors import OutputError
 from edgeclass.inputs import classify_path
 
-RETRY_STATUSES = frozenset({"error", "timeout", "stream_error"})
+RETRY_STATUSES = frozenset({"error", "timeout", "stream_error", "eof"})
 
 
 def file_key(path: str) -> tuple[int, int]:

@@ -48,7 +48,7 @@ class RunSummary:
     output: str | None
     stopped_by: str | None = None
     exit_code: int = EXIT_OK
-    events: list[str] = field(default_factory=list)
+    per_source: dict[str, dict] = field(default_factory=dict)  # videos/streams: winning label
 
     @property
     def images_per_s(self) -> float:
@@ -70,6 +70,7 @@ class RunSummary:
             "output": self.output,
             "stopped_by": self.stopped_by,
             "exit_code": self.exit_code,
+            "per_source": self.per_source,
             "edgeclass_version": __version__,
         }
 
@@ -125,12 +126,23 @@ def work_items(
     completed: set[str],
     stop: StopState,
     reporter: Reporter,
-) -> Iterator[WorkItem]:
+) -> Iterator[WorkItem | None]:
+    """Images and video files in input order; live sources read concurrently and interleaved."""
     pp = classifier.metadata.preprocess
+    hub = None
     for source in sources:
         if stop.event.is_set():
             return
-        if resume is not None and source.kind in ("image", "video") and resume.is_done(source.path):
+        if hub is not None:
+            yield from hub.ready()
+        if source.kind in ("stream", "camera"):
+            from edgeclass.video import LiveHub, VideoOptions
+
+            if hub is None:
+                hub = LiveHub(pp, options.video or VideoOptions(), stop.event, reporter.event)
+            hub.add(source)
+            continue
+        if resume is not None and resume.is_done(source.path):
             counts.skipped_resume += 1
             continue
         if source.kind == "image":
@@ -138,9 +150,24 @@ def work_items(
             completed.add(source.path)
             yield WorkItem(source.path, partial(load_image_tensor, source.path, pp, options.decode), tag=key)
         else:
-            from edgeclass.video import video_items  # OpenCV video I/O only when needed
+            from edgeclass.video import VideoOptions, file_items  # OpenCV video I/O only when needed
 
-            yield from video_items(source, pp, options.video, stop, completed, reporter)
+            key = file_key(source.path)
+            for item in file_items(source, pp, options.video or VideoOptions(), stop.event, completed):
+                yield WorkItem(item.source, item.load, item.frame, item.timestamp_ms, key)
+                if hub is not None:
+                    yield from hub.ready()
+    if hub is not None:
+        yield from hub.drain()
+
+
+def _per_source(results: dict[str, dict[str, int]]) -> dict[str, dict]:
+    out = {}
+    for source, labels in results.items():
+        frames = sum(labels.values())
+        label, n = max(labels.items(), key=lambda kv: (kv[1], kv[0]))
+        out[source] = {"frames": frames, "top_label": label, "share": round(n / frames, 4)}
+    return out
 
 
 def run(
@@ -158,6 +185,7 @@ def run(
     journal = None
     resume_state = None
     sink = None
+    votes: dict[str, dict[str, int]] = {}
     output = options.output
     try:
         if output is None:
@@ -213,6 +241,10 @@ def run(
                 ) from exc
             current = (done.item.source, done.item.tag)
             counts.add(done.result)
+            if done.result.frame is not None and done.result.ok and done.result.predictions:
+                per_source = votes.setdefault(done.result.source, {})
+                label = done.result.predictions[0].label
+                per_source[label] = per_source.get(label, 0) + 1
             reporter.result(done.result)
         if current is not None:
             finish_source()
@@ -236,6 +268,7 @@ def run(
         inference_precision=classifier.inference_precision,
         output=str(output) if output else None,
         stopped_by=stop.reason,
+        per_source=_per_source(votes),
     )
     if stop.exit_code is not None and stop.reason != "broken pipe":
         summary.exit_code = stop.exit_code
