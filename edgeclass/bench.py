@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,26 +75,18 @@ def available_precisions(model_dir: ModelDir, core: ov.Core) -> list[str]:
 
 
 def _throughput(compiled: ov.CompiledModel, sample: np.ndarray, seconds: float) -> float:
-    queue = ov.AsyncInferQueue(compiled, 0)
-    done = [0]
-    lock = threading.Lock()
+    from edgeclass.engine import RequestPool
 
-    def cb(request, _):
-        with lock:
-            done[0] += 1
-
-    queue.set_callback(cb)
-    for _ in range(len(queue)):  # warm-up
-        queue.start_async({0: sample})
-    queue.wait_all()
-    done[0] = 0
+    pool = RequestPool(compiled)
+    for _ in range(pool.size):  # warm-up
+        pool.submit(sample, None)
+    pool.drain()
+    done = 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        queue.start_async({0: sample})
-    queue.wait_all()
-    elapsed = time.perf_counter() - t0
-    del queue
-    return done[0] / elapsed
+        done += len(pool.submit(sample, None))
+    done += len(pool.drain())
+    return done / (time.perf_counter() - t0)
 
 
 def _latency(compiled: ov.CompiledModel, sample: np.ndarray, seconds: float) -> dict[str, float]:

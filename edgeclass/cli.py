@@ -114,6 +114,21 @@ def _print_quantize_report(console: Console, report) -> None:
         console.print(f"kept in float by accuracy control: {', '.join(report.reverted)}", highlight=False)
 
 
+def _with_status(console: Console, title: str, work):
+    """Run ``work(update)`` under a spinner; errors become messages and exit codes. A failed
+    INT8 gate still shows its measurements."""
+    from edgeclass.errors import AccuracyGateError
+
+    with console.status(title) as status:
+        try:
+            return work(status.update)
+        except EdgeclassError as exc:
+            status.stop()
+            if isinstance(exc, AccuracyGateError) and getattr(exc, "report", None) is not None:
+                _print_quantize_report(console, exc.report)
+            raise _fail(console, exc) from exc
+
+
 # ----------------------------------------------------------------------------- convert
 @app.command()
 def convert(
@@ -142,7 +157,6 @@ def convert(
     except ImportError as exc:
         _say(console, "error:", f"convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc
-    from edgeclass.errors import AccuracyGateError
     from edgeclass.report import files_table, metadata_table
 
     options = ConvertOptions(
@@ -157,17 +171,9 @@ def convert(
         calibration=calibration,
         quantize=_quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation),
     )
-    with console.status("starting") as status:
-        try:
-            report = do_convert(options, progress=lambda stage, msg: status.update(f"[bold]{stage}[/]: {msg}"))
-        except AccuracyGateError as exc:
-            status.stop()
-            if getattr(exc, "report", None) is not None:
-                _print_quantize_report(console, exc.report)
-            raise _fail(console, exc) from exc
-        except EdgeclassError as exc:
-            status.stop()
-            raise _fail(console, exc) from exc
+    report = _with_status(
+        console, "starting", lambda update: do_convert(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {msg}"))
+    )
     console.print(metadata_table(report.metadata, f"converted {report.metadata.model_name}"))
     if report.quantize is not None:
         _print_quantize_report(console, report.quantize)
@@ -195,25 +201,14 @@ def quantize(
     validation: Validation = None,
 ) -> None:
     """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
-    from edgeclass.errors import AccuracyGateError
     from edgeclass.modeldir import resolve_model_dir
     from edgeclass.quantize import quantize_model_dir
 
     console = _console()
     options = _quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation)
-    with console.status("quantizing") as status:
-        try:
-            report = quantize_model_dir(
-                resolve_model_dir(model_dir), calibration, options, progress=lambda m: status.update(m)
-            )
-        except AccuracyGateError as exc:
-            status.stop()
-            if getattr(exc, "report", None) is not None:
-                _print_quantize_report(console, exc.report)
-            raise _fail(console, exc) from exc
-        except EdgeclassError as exc:
-            status.stop()
-            raise _fail(console, exc) from exc
+    report = _with_status(
+        console, "quantizing", lambda update: quantize_model_dir(resolve_model_dir(model_dir), calibration, options, progress=update)
+    )
     _print_quantize_report(console, report)
     console.print(f"wrote {report.xml}", highlight=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,10 @@ class Classifier:
         except RuntimeError as exc:
             raise ModelError(f"cannot read {self.xml}: {str(exc).splitlines()[0]}") from exc
         self.metadata: ModelMetadata = read_metadata(model)
+        # edgeclass infers one image per request: a static batch of 1 lets the CPU plugin use
+        # its static-shape kernels (the IR keeps a dynamic batch for other users).
+        h, w = self.metadata.preprocess.input_size
+        model.reshape([1, h, w, 3])
         self.config = compile_config(self.core, options, self.precision)
         if options.cache_dir is not None:
             options.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +106,44 @@ class Classifier:
 
     def predictions(self, probs: np.ndarray, top_k: int) -> tuple[Prediction, ...]:
         return top_k_predictions(probs, top_k, self.labels)
+
+
+class RequestPool:
+    """A fixed set of infer requests driven round-robin from the calling thread.
+
+    No Python callbacks: OpenVINO's threads never need the GIL, so there is nothing for them
+    to deadlock on when the compiled model is destroyed (AsyncInferQueue callbacks can leave
+    an executor thread waiting for the GIL while the main thread joins it). Results come back
+    in submission order.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, size: int = 0):
+        if size <= 0:
+            # twice the plugin's optimum keeps every stream busy while Python hands out work
+            size = 2 * int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._free = [compiled.create_infer_request() for _ in range(size)]
+        self._inflight: deque = deque()
+        self.size = size
+
+    def _collect(self):
+        request, tag = self._inflight.popleft()
+        request.wait()
+        out = request.get_output_tensor(0).data[0].copy()
+        self._free.append(request)
+        return tag, out
+
+    def submit(self, batch: np.ndarray, tag) -> list:
+        """Start ``batch`` (1xHxWx3); returns results that had to be collected to make room."""
+        done = []
+        if not self._free:
+            done.append(self._collect())
+        request = self._free.pop()
+        request.start_async({0: batch})
+        self._inflight.append((request, tag))
+        return done
+
+    def drain(self) -> list:
+        return [self._collect() for _ in range(len(self._inflight))]
 
 
 def top_k_predictions(probs: np.ndarray, k: int, labels: tuple[str, ...]) -> tuple[Prediction, ...]:

@@ -38,17 +38,17 @@ class Agreement:
 
 
 def predict_all(compiled: ov.CompiledModel, tensors: list[np.ndarray]) -> np.ndarray:
-    """Probabilities for each ``HxWx3`` (or ``1xHxWx3``) tensor, via an async queue."""
-    out = np.zeros((len(tensors),) + tuple(compiled.outputs[0].get_partial_shape()[1:].to_shape()), np.float32)
-    queue = ov.AsyncInferQueue(compiled, 0)
+    """Probabilities for each ``HxWx3`` (or ``1xHxWx3``) tensor, several requests in flight."""
+    from edgeclass.engine import RequestPool
 
-    def done(request: ov.InferRequest, i: int) -> None:
-        out[i] = request.get_output_tensor(0).data[0]
-
-    queue.set_callback(done)
+    shape = tuple(compiled.outputs[0].get_partial_shape()[1:].to_shape())
+    out = np.zeros((len(tensors),) + shape, np.float32)
+    pool = RequestPool(compiled)
     for i, t in enumerate(tensors):
-        queue.start_async({0: t if t.ndim == 4 else t[None]}, i)
-    queue.wait_all()
+        for j, probs in pool.submit(t if t.ndim == 4 else t[None], i):
+            out[j] = probs
+    for j, probs in pool.drain():
+        out[j] = probs
     return out
 
 

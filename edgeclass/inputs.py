@@ -103,7 +103,10 @@ def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, include_vide
 
 def prefetch(iterator: Iterator, stop, maxsize: int = 1024, poll: float = 0.1) -> Iterator:
     """Run ``iterator`` in a daemon thread so a slow source (a stalled stdin pipe, a hanging
-    network folder) never keeps the consumer from noticing ``stop`` (a threading.Event)."""
+    network folder) never keeps the consumer from noticing ``stop`` (a threading.Event).
+
+    Yields None whenever nothing arrived within ``poll`` seconds, so the consumer can finish
+    the work it already has instead of waiting for more."""
     import queue
     import threading
 
@@ -130,6 +133,7 @@ def prefetch(iterator: Iterator, stop, maxsize: int = 1024, poll: float = 0.1) -
         try:
             item = q.get(timeout=poll)
         except queue.Empty:
+            yield None
             continue
         if isinstance(item, tuple) and len(item) == 2 and item[0] is end:
             if item[1] is not None:

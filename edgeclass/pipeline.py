@@ -1,12 +1,13 @@
 """The ordered, bounded, parallel classification pipeline behind ``edgeclass run``.
 
 decode + preprocess in a thread pool (OpenCV and NumPy release the GIL)
-    -> OpenVINO ``AsyncInferQueue`` (THROUGHPUT streams)
+    -> OpenVINO infer requests started asynchronously (THROUGHPUT streams)
     -> results re-ordered to input order and yielded as soon as they are next in line.
 
 Every stage is bounded: at most ``window`` items are being decoded or waiting, and at most
 the number of infer requests are in flight, so memory is flat whatever the input count.
 Each request infers one image, so results do not depend on the number of workers or requests.
+Inference uses a round-robin pool of requests (no Python callbacks in OpenVINO's threads).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import openvino as ov
 
 from edgeclass.decode import ImageReadError
-from edgeclass.engine import Classifier
+from edgeclass.engine import Classifier, RequestPool
 from edgeclass.results import Result, Status
 
 
@@ -61,40 +61,31 @@ class Pipeline:
         pipeline then finishes and yields what it has instead of waiting for more input.
         """
         stop = stop or threading.Event()
-        queue = ov.AsyncInferQueue(self.classifier.compiled, self.requests)
-        window_size = 2 * self.workers + len(queue)
+        pool = RequestPool(self.classifier.compiled, self.requests)
+        window_size = 2 * self.workers + pool.size
         finished: dict[int, Done] = {}
-        lock = threading.Lock()
-
-        def on_done(request: ov.InferRequest, userdata: tuple[int, WorkItem]) -> None:
-            seq, item = userdata
-            try:
-                probs = request.get_output_tensor(0).data[0].copy()
-                preds = self.classifier.predictions(probs, self.top_k)
-                result = Result(item.source, Status.OK, "", preds, item.frame, item.timestamp_ms)
-            except Exception as exc:  # noqa: BLE001 - becomes a row, never a crash
-                result = _failure(item, Status.ERROR, f"inference failed: {exc}")
-            with lock:
-                finished[seq] = Done(item, result)
-
-        queue.set_callback(on_done)
         pending: deque[tuple[int, WorkItem, Future]] = deque()
         source = iter(items)
         next_out = 0
         seq = 0
         exhausted = False
 
+        def record(results: list) -> None:
+            for (n, item), probs in results:
+                try:
+                    preds = self.classifier.predictions(probs, self.top_k)
+                    result = Result(item.source, Status.OK, "", preds, item.frame, item.timestamp_ms)
+                except Exception as exc:  # noqa: BLE001 - becomes a row, never a crash
+                    result = _failure(item, Status.ERROR, f"inference failed: {exc}")
+                finished[n] = Done(item, result)
+
         def drain() -> Iterator[Done]:
             nonlocal next_out
-            while True:
-                with lock:
-                    done = finished.pop(next_out, None)
-                if done is None:
-                    return
+            while next_out in finished:
+                yield finished.pop(next_out)
                 next_out += 1
-                yield done
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="edgeclass-decode") as pool:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="edgeclass-decode") as decoders:
             try:
                 while True:
                     while not exhausted and not stop.is_set() and len(pending) < window_size:
@@ -105,27 +96,26 @@ class Pipeline:
                             break
                         if item is None:  # a live source has nothing yet: process what we have
                             break
-                        pending.append((seq, item, pool.submit(item.load)))
+                        pending.append((seq, item, decoders.submit(item.load)))
                         seq += 1
                     if pending:
                         n, item, future = pending.popleft()
                         try:
                             tensor = future.result()
                         except ImageReadError as exc:
-                            with lock:
-                                finished[n] = Done(item, _failure(item, exc.status, exc.message))
+                            finished[n] = Done(item, _failure(item, exc.status, exc.message))
                         except Exception as exc:  # noqa: BLE001
-                            with lock:
-                                finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
+                            finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
                         else:
-                            queue.start_async({0: tensor[None]}, (n, item))
+                            record(pool.submit(tensor[None], (n, item)))
                     elif exhausted or stop.is_set():
                         break
+                    else:
+                        record(pool.drain())  # idle live source: finish what is in flight
                     yield from drain()
-                queue.wait_all()
+                record(pool.drain())
                 yield from drain()
             finally:
                 for _, _, future in pending:
                     future.cancel()
-                queue.wait_all()
-                del queue  # destroy the request pool here, while nothing is in flight
+                pool.drain()

@@ -128,8 +128,11 @@ def _coefficients(in_size: int, out_size: int, first: int, count: int, interpola
 
 
 def _round_u8(x: np.ndarray) -> np.ndarray:
-    # PIL adds half then truncates (fixed point): round-half-up, then clips to 0..255.
-    return np.clip(np.floor(x + 0.5), 0, 255)
+    """In place: PIL adds half then truncates (fixed point), i.e. round half up, then clips."""
+    x += 0.5
+    np.floor(x, out=x)
+    np.clip(x, 0, 255, out=x)
+    return x
 
 
 _BLOCK = 16  # output pixels per dense block: keeps the band-limited matmuls small

@@ -118,7 +118,7 @@ class _StdoutSink:
 
 
 def work_items(
-    sources: Iterator[Source],
+    sources: Iterator[Source | None],
     classifier: Classifier,
     options: RunOptions,
     resume: ResumeState | None,
@@ -135,6 +135,9 @@ def work_items(
             return
         if hub is not None:
             yield from hub.ready()
+        if source is None:  # inputs are slow to come (stdin): let the pipeline catch up
+            yield None
+            continue
         if source.kind in ("stream", "camera"):
             from edgeclass.video import LiveHub, VideoOptions
 

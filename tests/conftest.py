@@ -98,6 +98,14 @@ def trained_model_dir(trained_dir: Path, image_sets, tmp_path_factory) -> Path:
     return out
 
 
+def fp32_only_copy(model_dir: Path, dest: Path) -> Path:
+    """A model folder holding only the FP32 IR of ``model_dir`` (to quantize it again)."""
+    dest.mkdir(parents=True)
+    for f in ("model_fp32.xml", "model_fp32.bin"):
+        shutil.copy(model_dir / f, dest / f)
+    return dest
+
+
 def make_hub_cache(root: Path, model_name: str = "mobilevitv2_050.cvnets_in1k", seed: int = 0) -> Path:
     """Write weights we make into a Hugging Face hub cache laid out as huggingface_hub does,
     so ``timm.create_model(..., pretrained=True)`` loads them through its real hub path."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from conftest import fp32_only_copy, run_cli
 from edgeclass.calibration import list_images, load_set
 from edgeclass.errors import EXIT_ACCURACY_GATE
 from edgeclass.evaluate import predict_all, top1_accuracy
@@ -61,10 +61,7 @@ def test_int8_within_one_point_of_fp32_with_defaults(trained_model_dir):
 def test_gate_rejects_int8_and_run_falls_back_to_fp32(tmp_path, trained_model_dir, image_sets):
     """Unlabelled validation: the gate compares top-1 agreement; the briefly trained model has
     many borderline images, so INT8 disagrees with FP32 on more than 1 % of them."""
-    md = tmp_path / "m"
-    md.mkdir()
-    for f in ("model_fp32.xml", "model_fp32.bin"):
-        shutil.copy(trained_model_dir / f, md / f)
+    md = fp32_only_copy(trained_model_dir, tmp_path / "m")
     flat = tmp_path / "flat"
     flat.mkdir()
     for p in list_images(image_sets["validation"]):
@@ -93,10 +90,7 @@ def test_info_shows_everything(trained_model_dir):
 def test_accuracy_control_reverts_sensitive_layers(tmp_path, trained_model_dir, image_sets):
     """One calibration image gives poor INT8 ranges; with a labelled --validation and a tight
     --max-drop, NNCF's accuracy control keeps the most sensitive layers in float."""
-    md = tmp_path / "m"
-    md.mkdir()
-    for f in ("model_fp32.xml", "model_fp32.bin"):
-        shutil.copy(trained_model_dir / f, md / f)
+    md = fp32_only_copy(trained_model_dir, tmp_path / "m")
     calib = tmp_path / "one"
     calib.mkdir()
     shutil.copy(list_images(image_sets["calibration"])[0], calib / "only.png")

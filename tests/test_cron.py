@@ -27,7 +27,7 @@ def many_images(tmp_path_factory) -> Path:
     for i in range(N_IMAGES):
         sub = d / f"part{i % 3}"
         sub.mkdir(exist_ok=True)
-        img = synthetic_photo(480, 640, seed=i % 17)
+        img = synthetic_photo(1080, 1440, seed=i % 17)  # big enough that a run takes seconds
         cv2.imwrite(str(sub / f"img{i:04d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return d
 
@@ -55,10 +55,12 @@ def all_sources(folder: Path) -> list[str]:
 
 def test_sigkill_then_resume_gives_every_input_once(many_images, trained_model_dir, tmp_path):
     out = tmp_path / "out.csv"
-    args = ("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--resume", "--threads", "1")
+    args = ("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--resume", "--threads", "1",
+            "--full-decode")
     for kill_after in (10, 70, 150):
         proc = start(*args)
         wait_rows(out, kill_after, proc)
+        assert proc.poll() is None, "the run ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL
@@ -107,25 +109,28 @@ def test_replaced_file_is_classified_again(tmp_path, trained_model_dir):
 
 def test_second_run_on_same_output_exits_at_once(many_images, trained_model_dir, tmp_path):
     out = tmp_path / "out.csv"
-    first = start("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--threads", "1")
-    lock = tmp_path / "out.csv.lock"
-    deadline = time.monotonic() + 60
-    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # the first run reads paths from a pipe we keep open, so it is still running for sure
+    first = start("run", "-", "--model", str(trained_model_dir), "-o", str(out), stdin=subprocess.PIPE)
+    paths = all_sources(many_images)[:5]
+    first.stdin.write("".join(p + "\n" for p in paths))
+    first.stdin.flush()
+    wait_rows(tmp_path / ".out.csv.partial", 5, first)
     t0 = time.monotonic()
     second = run_cli("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out))
     assert second.returncode == EXIT_LOCKED
     assert f"pid {first.pid}" in second.stderr and "another edgeclass run" in second.stderr
     assert time.monotonic() - t0 < 30
-    assert first.wait(timeout=300) == EXIT_OK
-    assert len(read_csv(out)) == N_IMAGES
+    first.stdin.close()
+    assert first.wait(timeout=120) == EXIT_OK
+    assert [r["source"] for r in read_csv(out)] == paths  # the second run wrote nothing
 
 
 def test_lock_of_killed_run_is_taken_over(many_images, trained_model_dir, tmp_path):
     out = tmp_path / "out.csv"
     args = ("run", str(many_images / "part1"), "--model", str(trained_model_dir), "-o", str(out), "--resume")
-    proc = start(*args, "--threads", "1")
+    proc = start(*args, "--threads", "1", "--full-decode")
     wait_rows(out, 3, proc)
+    assert proc.poll() is None
     proc.kill()
     proc.wait()
     r = run_cli(*args)
@@ -137,7 +142,7 @@ def test_lock_of_killed_run_is_taken_over(many_images, trained_model_dir, tmp_pa
 def test_sigterm_stops_cleanly(many_images, trained_model_dir, tmp_path):
     out = tmp_path / "out.csv"
     proc = start("run", str(many_images), "--model", str(trained_model_dir), "-o", str(out), "--threads", "1",
-                 "--summary-json", str(tmp_path / "s.json"))
+                 "--full-decode", "--summary-json", str(tmp_path / "s.json"))
     wait_rows(tmp_path / ".out.csv.partial", 20, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

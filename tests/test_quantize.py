@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-
 import openvino as ov
 
-from conftest import run_cli
+from conftest import fp32_only_copy, run_cli
 from edgeclass.calibration import files_hash, list_images
 from edgeclass.errors import EXIT_CALIBRATION
 from edgeclass.modelinfo import read_metadata
 
 
 def _fp32_only(tmp_path, trained_model_dir):
-    md = tmp_path / "m"
-    md.mkdir()
-    for f in ("model_fp32.xml", "model_fp32.bin"):
-        shutil.copy(trained_model_dir / f, md / f)
-    return md
+    return fp32_only_copy(trained_model_dir, tmp_path / "m")
 
 
 def test_provenance_in_int8_rt_info(trained_model_dir, image_sets):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
-from conftest import read_csv
+from conftest import fp32_only_copy, read_csv
 
 # Makes torch, timm and torchvision look uninstalled: importing them raises
 # ModuleNotFoundError, and importlib.util.find_spec (which NNCF uses to detect frameworks)
@@ -48,10 +47,7 @@ def test_run_info_quantize_without_torch(tmp_path, trained_model_dir, image_sets
     r = _cli("info", str(trained_model_dir))
     assert r.returncode == 0, r.stderr
     assert "circle" in r.stdout
-    md = tmp_path / "m"
-    md.mkdir()
-    for f in ("model_fp32.xml", "model_fp32.bin"):
-        shutil.copy(trained_model_dir / f, md / f)
+    md = fp32_only_copy(trained_model_dir, tmp_path / "m")
     r = _cli("quantize", str(md), "--calibration", str(image_sets["calibration"]), "--subset-size", "20", "--max-drop", "100")
     assert r.returncode == 0, r.stderr
     assert (md / "model_int8.xml").exists()
