@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edgeclass.imageheader import read_header, looks_truncated
-from edgeclass.preprocess import PreprocessConfig, reduction_factor, resize_and_crop
+from edgeclass.preprocess import PreprocessConfig, fast_resize_and_crop, reduction_factor, resize_and_crop
 from edgeclass.results import Status
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -87,6 +87,11 @@ def _is_regular(mode: int) -> bool:
 
 def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
     """Decode bytes to an ``HxWx3`` RGB ``uint8`` array (EXIF orientation applied)."""
+    return _decode(data, config, options)[0]
+
+
+def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tuple[np.ndarray, int]:
+    """Decode bytes; also returns the JPEG DCT reduction factor used (1 when none)."""
     if not data:
         raise ImageReadError(Status.EMPTY, "file is empty (0 bytes)")
     header = read_header(data[:65536])
@@ -102,6 +107,7 @@ def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) 
     if looks_truncated(header, data):
         raise ImageReadError(Status.CORRUPT, f"truncated {header.format} (no end marker)")
     flags = cv2.IMREAD_COLOR
+    factor = 1
     if options.reduced_decode and header.format == "jpeg" and header.width and header.height:
         factor = reduction_factor(header.height, header.width, config)
         flags = _REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
@@ -119,13 +125,18 @@ def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) 
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image
+    return image, factor
 
 
 def load_image_tensor(path: str | os.PathLike, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
     """File -> model input (``crop_h x crop_w x 3`` RGB ``uint8``). Raises :class:`ImageReadError`."""
     data = read_bytes(path, options.max_bytes)
-    return prepare_array(decode_image(data, config, options), config)
+    image, factor = _decode(data, config, options)
+    if factor > 1:  # already approximate (DCT-scaled): finish with the fast area resize
+        if config.channel_order == "BGR":
+            image = image[..., ::-1]
+        return fast_resize_and_crop(np.ascontiguousarray(image), config)
+    return prepare_array(image, config)
 
 
 def prepare_array(image_rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
