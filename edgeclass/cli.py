@@ -335,7 +335,8 @@ def run(
         if resume and output is None:
             raise EdgeclassError("--resume needs --output FILE")
         interactive = is_interactive(console)
-        reporter = ProgressReporter(console, None, interactive, quiet)
+        total = _count_images(inputs) if interactive and not quiet else None
+        reporter = ProgressReporter(console, total, interactive, quiet)
         if not quiet:
             console.print(
                 f"model {classifier.metadata.model_name} ({md.path}), precision {classifier.precision} "
@@ -366,6 +367,21 @@ def run(
             line += f"; stopped by {summary.stopped_by}"
         console.print(line, highlight=False)
     raise typer.Exit(summary.exit_code)
+
+
+def _count_images(inputs: list[str]) -> int | None:
+    """How many rows a run of only images will write (for the progress bar's ETA); None when
+    stdin, videos or streams make that unknown."""
+    from edgeclass.inputs import expand_inputs
+
+    if "-" in inputs:
+        return None
+    n = 0
+    for source in expand_inputs(inputs):
+        if source.kind != "image":
+            return None
+        n += 1
+    return n
 
 
 def _video_options(every, every_frame, max_frames, duration, open_timeout, read_timeout, reconnects, rtsp_tcp):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,3 +210,25 @@ def test_cron_mode_logs_plainly(trained_model_dir, many_images, tmp_path):
     assert r.returncode == EXIT_OK
     assert "\x1b[" not in r.stderr  # no progress bar or colour codes when not on a terminal
     assert "done: ok 80" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux for a real terminal")
+def test_progress_bar_on_a_terminal(many_images, trained_model_dir, tmp_path):
+    """On a real terminal (tmux), a progress bar with count, rate and ETA."""
+    session = f"edgeclass-{os.getpid()}"
+    cmd = (f"{sys.executable} -m edgeclass run {many_images} --model {trained_model_dir} -o {tmp_path / 'o.csv'} "
+           f"--threads 1 --full-decode; sleep 30")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "20", cmd], check=True)
+    seen = ""
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True).stdout
+            if "classifying" in screen and f"/{N_IMAGES}" in screen and "img/s" in screen:
+                seen = screen
+                break
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    assert "img/s" in seen, seen
