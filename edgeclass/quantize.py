@@ -133,10 +133,15 @@ def quantize_model_dir(
             f"calibrating on {len(calib)} images (fewer than the recommended {RECOMMENDED_IMAGES}): "
             "INT8 ranges may be less accurate; add more representative images"
         )
-    if split.available > len(split.calibration) and options.validation is None:
+    if options.validation is None and split.available > options.subset_size:
         warnings.append(
             f"--subset-size {options.subset_size} uses {len(split.calibration)} of {split.available} images "
             "for calibration; the rest are held out for validation"
+        )
+    elif options.validation is None and split.validation:
+        warnings.append(
+            f"held out {len(split.validation)} of {split.available} images (every 5th) to compare INT8 with "
+            f"FP32; calibrating on the other {len(split.calibration)} (or pass --validation DIR)"
         )
 
     if options.validation is not None:
