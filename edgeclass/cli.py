@@ -307,7 +307,9 @@ def run(
     from edgeclass.modeldir import resolve_model_dir
     from edgeclass.report import ProgressReporter, is_interactive
     from edgeclass.runner import RunOptions, run as do_run, write_summary_json
+    from edgeclass.inputs import count_images
     from edgeclass.stopping import graceful_stop
+    from edgeclass.video import VideoOptions
 
     console = _console()
     stack = ExitStack()
@@ -330,12 +332,14 @@ def run(
             max_failures=max_failures,
             workers=workers,
             decode=DecodeOptions(max_pixels=max_pixels, reduced_decode=reduced_decode),
-            video=_video_options(every, every_frame, max_frames, duration, open_timeout, read_timeout, reconnects, rtsp_tcp),
+            video=VideoOptions(every_s=every, every_frame=every_frame, max_frames=max_frames, duration_s=duration,
+                               open_timeout_s=open_timeout, read_timeout_s=read_timeout, reconnects=reconnects,
+                               rtsp_tcp=rtsp_tcp),
         )
         if resume and output is None:
             raise EdgeclassError("--resume needs --output FILE")
         interactive = is_interactive(console)
-        total = _count_images(inputs) if interactive and not quiet else None
+        total = count_images(inputs) if interactive and not quiet else None
         reporter = ProgressReporter(console, total, interactive, quiet)
         if not quiet:
             console.print(
@@ -367,36 +371,6 @@ def run(
             line += f"; stopped by {summary.stopped_by}"
         console.print(line, highlight=False)
     raise typer.Exit(summary.exit_code)
-
-
-def _count_images(inputs: list[str]) -> int | None:
-    """How many rows a run of only images will write (for the progress bar's ETA); None when
-    stdin, videos or streams make that unknown."""
-    from edgeclass.inputs import expand_inputs
-
-    if "-" in inputs:
-        return None
-    n = 0
-    for source in expand_inputs(inputs):
-        if source.kind != "image":
-            return None
-        n += 1
-    return n
-
-
-def _video_options(every, every_frame, max_frames, duration, open_timeout, read_timeout, reconnects, rtsp_tcp):
-    from edgeclass.video import VideoOptions
-
-    return VideoOptions(
-        every_s=every,
-        every_frame=every_frame,
-        max_frames=max_frames,
-        duration_s=duration,
-        open_timeout_s=open_timeout,
-        read_timeout_s=read_timeout,
-        reconnects=reconnects,
-        rtsp_tcp=rtsp_tcp,
-    )
 
 
 def entrypoint() -> None:  # console script

@@ -101,6 +101,19 @@ def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, include_vide
             yield Source(arg, kind)
 
 
+def count_images(args: list[str]) -> int | None:
+    """How many rows a run of only images will write (for a progress bar's ETA); None when
+    stdin, videos or streams make that unknown."""
+    if "-" in args:
+        return None
+    n = 0
+    for source in expand_inputs(args):
+        if source.kind != "image":
+            return None
+        n += 1
+    return n
+
+
 def prefetch(iterator: Iterator, stop, maxsize: int = 1024, poll: float = 0.1) -> Iterator:
     """Run ``iterator`` in a daemon thread so a slow source (a stalled stdin pipe, a hanging
     network folder) never keeps the consumer from noticing ``stop`` (a threading.Event).
