@@ -32,12 +32,12 @@ def main() -> None:
 
     import openvino as ov
 
-    from edgeclass.calibration import list_images, load_set
-    from edgeclass.convert import ConvertOptions, convert
-    from edgeclass.evaluate import compare, predict_all
-    from edgeclass.modeldir import ModelDir
-    from edgeclass.modelinfo import read_metadata
-    from edgeclass.quantize import QuantizeOptions, quantize_model_dir
+    from edgeclass.model.calibration import list_images, load_set
+    from edgeclass.model.convert import ConvertOptions, convert
+    from edgeclass.model.evaluate import compare, predict_all
+    from edgeclass.model.modeldir import ModelDir
+    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.model.quantize import QuantizeOptions, quantize_model_dir
 
     work = args.work
     trained = work / "trained"

@@ -60,8 +60,8 @@ def make_model(work: Path, arch: str, calib: Path) -> Path:
     import timm
     import torch
 
-    from edgeclass.convert import ConvertOptions, convert
-    from edgeclass.quantize import QuantizeOptions
+    from edgeclass.model.convert import ConvertOptions, convert
+    from edgeclass.model.quantize import QuantizeOptions
 
     ckpt = work / f"{arch}.pth"
     torch.manual_seed(0)
@@ -140,8 +140,8 @@ def torch_eager(arch: str, folder: Path, n: int) -> float:
 
 
 def decode_rate(folder: Path, n: int) -> tuple[float, int]:
-    from edgeclass.imageheader import read_header
-    from edgeclass.preprocess import PreprocessConfig, reduction_factor
+    from edgeclass.media.imageheader import read_header
+    from edgeclass.media.preprocess import PreprocessConfig, reduction_factor
 
     files = sorted(folder.glob("*.jpg"))[:n]
     data = [f.read_bytes() for f in files]

@@ -85,7 +85,7 @@ Validation = Annotated[
 
 
 def _quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation):
-    from edgeclass.quantize import QuantizeOptions
+    from edgeclass.model.quantize import QuantizeOptions
 
     return QuantizeOptions(
         subset_size=subset_size,
@@ -105,7 +105,7 @@ def _print_quantize_report(console: Console, report) -> None:
     for w in report.warnings:
         _say(console, "warning:", w)
     if report.agreement is not None:
-        from edgeclass.modelinfo import read_metadata
+        from edgeclass.model.modelinfo import read_metadata
         import openvino as ov
 
         meta = read_metadata(ov.Core().read_model(report.xml))
@@ -153,7 +153,7 @@ def convert(
     """Convert MobileViTv2 (hub or checkpoint) to an OpenVINO FP32 IR, then quantize it to INT8."""
     console = _console()
     try:
-        from edgeclass.convert import ConvertOptions, convert as do_convert
+        from edgeclass.model.convert import ConvertOptions, convert as do_convert
     except ImportError as exc:
         _say(console, "error:", f"convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc
@@ -201,8 +201,8 @@ def quantize(
     validation: Validation = None,
 ) -> None:
     """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
-    from edgeclass.modeldir import resolve_model_dir
-    from edgeclass.quantize import quantize_model_dir
+    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.model.quantize import quantize_model_dir
 
     console = _console()
     options = _quantize_options(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type, max_drop, validation)
@@ -219,8 +219,8 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
     """Show a model folder: model, labels, input, IR files, calibration provenance, INT8 accuracy."""
     import openvino as ov
 
-    from edgeclass.modeldir import resolve_model_dir
-    from edgeclass.modelinfo import read_metadata
+    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.model.modelinfo import read_metadata
     from edgeclass.report import files_table, metadata_table
 
     console = Console()
@@ -253,8 +253,8 @@ def bench(
     """Inference throughput (THROUGHPUT hint) and latency p50/p90/p99 (LATENCY hint) per precision."""
     import json
 
-    from edgeclass.bench import bench as do_bench
-    from edgeclass.modeldir import resolve_model_dir
+    from edgeclass.run.bench import bench as do_bench
+    from edgeclass.model.modeldir import resolve_model_dir
     from edgeclass.report import bench_table
 
     console = _console()
@@ -302,14 +302,14 @@ def run(
 
     source,frame,timestamp_ms,status,error,top1_id,top1_label,top1_score,...
     """
-    from edgeclass.decode import DecodeOptions
+    from edgeclass.media.decode import DecodeOptions
     from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
-    from edgeclass.modeldir import resolve_model_dir
+    from edgeclass.model.modeldir import resolve_model_dir
     from edgeclass.report import ProgressReporter, is_interactive
-    from edgeclass.runner import RunOptions, run as do_run, write_summary_json
-    from edgeclass.inputs import count_images
-    from edgeclass.stopping import graceful_stop
-    from edgeclass.video import VideoOptions
+    from edgeclass.run.runner import RunOptions, run as do_run, write_summary_json
+    from edgeclass.media.inputs import count_images
+    from edgeclass.run.stopping import graceful_stop
+    from edgeclass.media.video import VideoOptions
 
     console = _console()
     stack = ExitStack()

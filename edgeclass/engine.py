@@ -11,8 +11,8 @@ import numpy as np
 import openvino as ov
 
 from edgeclass.errors import ModelError, UsageError
-from edgeclass.modeldir import ModelDir
-from edgeclass.modelinfo import ModelMetadata, read_metadata
+from edgeclass.model.modeldir import ModelDir
+from edgeclass.model.modelinfo import ModelMetadata, read_metadata
 from edgeclass.results import Prediction
 
 # What each --precision means for the CPU plugin. "fp32" must be said explicitly: on CPUs with

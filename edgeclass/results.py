@@ -1,9 +1,12 @@
-"""Result data classes shared by the pipeline, the CSV writer and the summaries."""
+"""Types shared by the stages: work items (made by media readers), results (made by the
+pipeline, written by the output writers, counted in summaries)."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Status(str, enum.Enum):
@@ -69,3 +72,14 @@ class RunCounts:
     @property
     def failed(self) -> int:
         return self.total - self.ok
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Something to classify: ``load()`` returns the model input or raises ImageReadError."""
+
+    source: str
+    load: Callable[[], Any]  # -> numpy uint8 HxWx3
+    frame: int | None = None
+    timestamp_ms: float | None = None
+    tag: Any = None  # opaque, handed back with the result (resume bookkeeping)

@@ -111,7 +111,7 @@ def write_images(folder: Path, per_class: int, seed: int, imagefolder: bool = Tr
 
 
 def _batch(rng: np.random.Generator, n: int, pp):
-    from edgeclass.preprocess import resize_and_crop
+    from edgeclass.media.preprocess import resize_and_crop
 
     labels = rng.integers(0, len(CLASSES), n)
     xs = np.stack([resize_and_crop(make_image(int(y), rng), pp) for y in labels])
@@ -123,7 +123,7 @@ def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0
     import torch
     from safetensors.torch import save_file
 
-    from edgeclass.preprocess import PreprocessConfig
+    from edgeclass.media.preprocess import PreprocessConfig
 
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, len(__import__("os").sched_getaffinity(0))))

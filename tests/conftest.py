@@ -79,8 +79,8 @@ def image_sets(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def trained_model_dir(trained_dir: Path, image_sets, tmp_path_factory) -> Path:
     """The trained checkpoint converted (FP32) and quantized (INT8) with default settings."""
-    from edgeclass.convert import ConvertOptions, convert
-    from edgeclass.quantize import QuantizeOptions
+    from edgeclass.model.convert import ConvertOptions, convert
+    from edgeclass.model.quantize import QuantizeOptions
 
     out = tmp_path_factory.mktemp("models") / "shapes"
     convert(

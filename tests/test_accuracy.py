@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from conftest import fp32_only_copy, run_cli
-from edgeclass.calibration import list_images, load_set
+from edgeclass.model.calibration import list_images, load_set
 from edgeclass.errors import EXIT_ACCURACY_GATE
-from edgeclass.evaluate import predict_all, top1_accuracy
-from edgeclass.modelinfo import read_metadata
+from edgeclass.model.evaluate import predict_all, top1_accuracy
+from edgeclass.model.modelinfo import read_metadata
 
 
 def test_fp32_ir_accuracy_equals_pytorch(trained_model_dir, trained_dir, image_sets):

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from conftest import synthetic_photo
-from edgeclass.decode import DecodeOptions, load_image_tensor
+from edgeclass.media.decode import DecodeOptions, load_image_tensor
 from edgeclass.engine import Classifier, EngineOptions
-from edgeclass.modeldir import ModelDir
+from edgeclass.model.modeldir import ModelDir
 
 SIZES = [(1080, 1920), (1536, 2048), (480, 640), (333, 517), (900, 300), (150, 120)]
 
@@ -26,7 +26,7 @@ SIZES = [(1080, 1920), (1536, 2048), (480, 640), (333, 517), (900, 300), (150, 1
 @pytest.fixture(scope="module")
 def fidelity_model(trained_dir, tmp_path_factory):
     """The trained checkpoint at MobileViTv2's own eval config (256 crop of a 288 resize, bicubic)."""
-    from edgeclass.convert import ConvertOptions, convert
+    from edgeclass.model.convert import ConvertOptions, convert
 
     out = tmp_path_factory.mktemp("fidelity") / "m"
     convert(ConvertOptions(model="mobilevitv2_050", weights=trained_dir / "checkpoint.safetensors",

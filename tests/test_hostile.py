@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from conftest import read_csv, run_cli, synthetic_photo
-from edgeclass.decode import DecodeOptions, ImageReadError, decode_image, load_image_tensor
-from edgeclass.inputs import expand_inputs
-from edgeclass.preprocess import PreprocessConfig
+from edgeclass.media.decode import DecodeOptions, ImageReadError, decode_image, load_image_tensor
+from edgeclass.media.inputs import expand_inputs
+from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.results import Status
 
 PP = PreprocessConfig(input_size=(64, 64), crop_pct=0.875)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic_photo
-from edgeclass.preprocess import (
+from edgeclass.media.preprocess import (
     PreprocessConfig,
     center_crop_offsets,
     reduction_factor,

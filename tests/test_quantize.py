@@ -5,9 +5,9 @@ from __future__ import annotations
 import openvino as ov
 
 from conftest import fp32_only_copy, run_cli
-from edgeclass.calibration import files_hash, list_images
+from edgeclass.model.calibration import files_hash, list_images
 from edgeclass.errors import EXIT_CALIBRATION
-from edgeclass.modelinfo import read_metadata
+from edgeclass.model.modelinfo import read_metadata
 
 
 def _fp32_only(tmp_path, trained_model_dir):

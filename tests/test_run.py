@@ -9,10 +9,10 @@ import openvino as ov
 import pytest
 
 from conftest import read_csv, run_cli
-from edgeclass.csvout import header
+from edgeclass.run.csvout import header
 from edgeclass.engine import Classifier, EngineOptions, compile_config
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_MODEL, EXIT_OK, UsageError
-from edgeclass.modeldir import ModelDir
+from edgeclass.model.modeldir import ModelDir
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import read_csv, run_cli
-from edgeclass.video import mask_credentials
+from edgeclass.media.video import mask_credentials
 from streams import RtspServer, mjpeg_server, rtsp_available, silent_port
 
 FPS = 10
@@ -62,9 +62,9 @@ def test_sampled_frames_are_the_right_frames(video):
     """The frames edgeclass hands to the model are the frames the rows name."""
     import threading
 
-    from edgeclass.inputs import Source
-    from edgeclass.preprocess import PreprocessConfig
-    from edgeclass.video import VideoOptions, file_items
+    from edgeclass.media.inputs import Source
+    from edgeclass.media.preprocess import PreprocessConfig
+    from edgeclass.media.video import VideoOptions, file_items
 
     pp = PreprocessConfig(input_size=(64, 64), crop_pct=1.0)
     items = list(file_items(Source(str(video), "video"), pp, VideoOptions(every_s=0.5), threading.Event(), set()))

@@ -22,9 +22,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclass.csvout import ENCODING, ERRORS, header
+from edgeclass.run.csvout import ENCODING, ERRORS, header
 from edgeclass.errors import OutputError
-from edgeclass.inputs import classify_path
+from edgeclass.media.inputs import classify_path
 
 RETRY_STATUSES = frozenset({"error", "timeout", "stream_error", "eof"})
 

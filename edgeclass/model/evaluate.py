@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import openvino as ov
 
-from edgeclass.calibration import ImageSet
+from edgeclass.model.calibration import ImageSet
 
 
 @dataclass(frozen=True)

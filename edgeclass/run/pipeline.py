@@ -21,20 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeclass.decode import ImageReadError
+from edgeclass.media.decode import ImageReadError
 from edgeclass.engine import Classifier, RequestPool
-from edgeclass.results import Result, Status
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    """Something to classify: ``load()`` returns the model input or raises ImageReadError."""
-
-    source: str
-    load: Callable[[], np.ndarray]
-    frame: int | None = None
-    timestamp_ms: float | None = None
-    tag: Any = None  # opaque, handed back with the result (resume bookkeeping)
+from edgeclass.results import Result, Status, WorkItem
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``edgeclass convert``: timm MobileViTv2 -> FP32 IR -> (optionally) INT8 IR.
 
-Imports torch (through :mod:`edgeclass.timm_loader`): only the ``convert`` command loads it.
+Imports torch (through :mod:`edgeclass.model.timm_loader`): only the ``convert`` command loads it.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeclass.calibration import ADD_IMAGES_HINT, list_images
-from edgeclass.export import save_ir, torch_to_ov, versions
-from edgeclass.modeldir import ModelDir, models_root
-from edgeclass.modelinfo import ModelMetadata
-from edgeclass.quantize import QuantizeOptions, QuantizeReport, quantize_model_dir
-from edgeclass.timm_loader import DEFAULT_MODEL, load_model
+from edgeclass.model.calibration import ADD_IMAGES_HINT, list_images
+from edgeclass.model.export import save_ir, torch_to_ov, versions
+from edgeclass.model.modeldir import ModelDir, models_root
+from edgeclass.model.modelinfo import ModelMetadata
+from edgeclass.model.quantize import QuantizeOptions, QuantizeReport, quantize_model_dir
+from edgeclass.model.timm_loader import DEFAULT_MODEL, load_model
 
 
 @dataclass(frozen=True)

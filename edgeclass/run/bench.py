@@ -12,7 +12,7 @@ import openvino as ov
 
 from edgeclass.engine import Classifier, EngineOptions, cpu_capabilities
 from edgeclass.errors import UsageError
-from edgeclass.modeldir import ModelDir
+from edgeclass.model.modeldir import ModelDir
 
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
@@ -142,9 +142,9 @@ def end_to_end(model_dir: ModelDir, folder: Path, precision: str, threads: int |
     """The real ``run`` pipeline over a folder (decode + preprocess + inference), rows discarded."""
     import os
 
-    from edgeclass.decode import DecodeOptions
-    from edgeclass.runner import RunOptions, run
-    from edgeclass.stopping import StopState
+    from edgeclass.media.decode import DecodeOptions
+    from edgeclass.run.runner import RunOptions, run
+    from edgeclass.run.stopping import StopState
 
     with Classifier(model_dir, EngineOptions(precision=precision, threads=threads), core) as clf:
         workers = threads or len(os.sched_getaffinity(0))

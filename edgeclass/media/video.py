@@ -24,11 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from edgeclass.decode import ImageReadError, prepare_array
-from edgeclass.inputs import Source
-from edgeclass.pipeline import WorkItem
-from edgeclass.preprocess import PreprocessConfig
-from edgeclass.results import Status
+from edgeclass.media.decode import ImageReadError, prepare_array
+from edgeclass.media.inputs import Source
+from edgeclass.media.preprocess import PreprocessConfig
+from edgeclass.results import Status, WorkItem
 
 
 @dataclass(frozen=True)

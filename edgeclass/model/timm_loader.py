@@ -15,7 +15,7 @@ import torch
 from timm.data import ImageNetInfo, resolve_data_config
 
 from edgeclass.errors import LabelsError, UsageError, WeightsUnavailableError
-from edgeclass.preprocess import PreprocessConfig
+from edgeclass.media.preprocess import PreprocessConfig
 
 DEFAULT_MODEL = "mobilevitv2_075.cvnets_in1k"
 FAMILY = "mobilevitv2"

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from edgeclass import __version__
-from edgeclass.csvout import ENCODING, ERRORS, CsvSink, RowFile
-from edgeclass.decode import DecodeOptions, load_image_tensor
+from edgeclass.run.csvout import ENCODING, ERRORS, CsvSink, RowFile
+from edgeclass.media.decode import DecodeOptions, load_image_tensor
 from edgeclass.engine import Classifier
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
-from edgeclass.inputs import Source, expand_inputs, prefetch
-from edgeclass.lock import OutputLock
-from edgeclass.pipeline import Done, Pipeline, WorkItem
+from edgeclass.media.inputs import Source, expand_inputs, prefetch
+from edgeclass.run.lock import OutputLock
+from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import Result, RunCounts
-from edgeclass.resume import ResumeState, file_key, journal_line, journal_path, prepare_resume
-from edgeclass.stopping import StopState
+from edgeclass.run.resume import ResumeState, file_key, journal_line, journal_path, prepare_resume
+from edgeclass.run.stopping import StopState
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RunOptions:
     max_failures: int = 0  # failed inputs tolerated before the exit code says so
     workers: int = 2  # decode/preprocess threads
     decode: DecodeOptions = DecodeOptions()
-    video: object | None = None  # edgeclass.video.VideoOptions, when video support is used
+    video: object | None = None  # edgeclass.media.video.VideoOptions, when video support is used
 
 
 @dataclass
@@ -139,7 +139,7 @@ def work_items(
             yield None
             continue
         if source.kind in ("stream", "camera"):
-            from edgeclass.video import LiveHub, VideoOptions
+            from edgeclass.media.video import LiveHub, VideoOptions
 
             if hub is None:
                 hub = LiveHub(pp, options.video or VideoOptions(), stop.event, reporter.event)
@@ -153,7 +153,7 @@ def work_items(
             completed.add(source.path)
             yield WorkItem(source.path, partial(load_image_tensor, source.path, pp, options.decode), tag=key)
         else:
-            from edgeclass.video import VideoOptions, file_items  # OpenCV video I/O only when needed
+            from edgeclass.media.video import VideoOptions, file_items  # OpenCV video I/O only when needed
 
             key = file_key(source.path)
             for item in file_items(source, pp, options.video or VideoOptions(), stop.event, completed):

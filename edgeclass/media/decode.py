@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeclass.imageheader import read_header, looks_truncated
-from edgeclass.preprocess import PreprocessConfig, fast_resize_and_crop, reduction_factor, resize_and_crop
+from edgeclass.media.imageheader import read_header, looks_truncated
+from edgeclass.media.preprocess import PreprocessConfig, fast_resize_and_crop, reduction_factor, resize_and_crop
 from edgeclass.results import Status
 
 DEFAULT_MAX_PIXELS = 100_000_000

@@ -15,12 +15,12 @@ import nncf
 import openvino as ov
 from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-from edgeclass.calibration import ImageSet, files_hash, load_set, split_folder, list_images
+from edgeclass.model.calibration import ImageSet, files_hash, load_set, split_folder, list_images
 from edgeclass.errors import AccuracyGateError, CalibrationError, ModelError
-from edgeclass.evaluate import Agreement, compare, predict_all, top1_accuracy
-from edgeclass.export import save_ir
-from edgeclass.modeldir import ModelDir
-from edgeclass.modelinfo import ModelMetadata, read_metadata
+from edgeclass.model.evaluate import Agreement, compare, predict_all, top1_accuracy
+from edgeclass.model.export import save_ir
+from edgeclass.model.modeldir import ModelDir
+from edgeclass.model.modelinfo import ModelMetadata, read_metadata
 
 RECOMMENDED_IMAGES = 300
 

@@ -1,6 +1,6 @@
 """Calibration and validation image sets: discovery, deterministic subsetting, provenance.
 
-Images go through :func:`edgeclass.decode.load_image_tensor`, the very path ``run`` uses.
+Images go through :func:`edgeclass.media.decode.load_image_tensor`, the very path ``run`` uses.
 Files that do not decode are counted and reported, never silently dropped.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeclass.decode import DecodeOptions, ImageReadError, load_image_tensor
+from edgeclass.media.decode import DecodeOptions, ImageReadError, load_image_tensor
 from edgeclass.errors import CalibrationError
-from edgeclass.inputs import walk_sorted
-from edgeclass.preprocess import PreprocessConfig
+from edgeclass.media.inputs import walk_sorted
+from edgeclass.media.preprocess import PreprocessConfig
 
 ADD_IMAGES_HINT = (
     "put 100-300 representative images (the scenes your cameras see) in the folder, "

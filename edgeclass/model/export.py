@@ -1,7 +1,7 @@
 """PyTorch MobileViTv2 -> OpenVINO IR with embedded pre/post-processing and metadata.
 
 The IR takes ``N x H x W x 3`` RGB ``uint8`` (the centre crop from
-:mod:`edgeclass.preprocess`) and returns softmax probabilities. u8 -> f32, mean/std and
+:mod:`edgeclass.media.preprocess`) and returns softmax probabilities. u8 -> f32, mean/std and
 NHWC -> NCHW are OpenVINO PrePostProcessor steps inside the graph; the batch is dynamic.
 """
 
@@ -13,8 +13,8 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from edgeclass import __version__
-from edgeclass.modelinfo import ModelMetadata, write_metadata
-from edgeclass.preprocess import PreprocessConfig
+from edgeclass.model.modelinfo import ModelMetadata, write_metadata
+from edgeclass.media.preprocess import PreprocessConfig
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
