@@ -1,0 +1,97 @@
+"""The one way edgeclass replaces a file: write a temporary sibling, fsync it, rename it over
+the target, fsync the folder. A reader sees the old file or the new one, never a mix; after a
+power cut the target is one or the other.
+
+Every file the product replaces goes through here (results on a clean finish, summary JSON,
+resume state, IR pairs through :func:`replace_group`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_sibling(path: Path, tag: str = "tmp") -> Path:
+    """A hidden name beside ``path`` with the same suffix (same filesystem, so the rename is
+    atomic; ``model.xml`` and ``model.bin`` get temporaries sharing one stem, as OpenVINO wants)."""
+    return path.with_name(f".{path.stem}.{tag}-{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb", durable: bool = True) -> Iterator[BinaryIO]:
+    """``with atomic_open(p) as fh: fh.write(...)``: ``p`` is replaced only if the block succeeds."""
+    path = Path(path)
+    tmp = temp_sibling(path)
+    try:
+        with open(tmp, mode) as fh:
+            yield fh
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    with atomic_open(path, "wb", durable) as fh:
+        fh.write(data)
+
+
+def write_text(path: Path, text: str, durable: bool = True) -> None:
+    write_bytes(path, text.encode("utf-8"), durable)
+
+
+def replace_file(tmp: Path, path: Path, durable: bool = True) -> None:
+    """Move an already written ``tmp`` over ``path`` (fsyncs ``tmp`` first when ``durable``)."""
+    if durable:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(tmp, path)
+    if durable:
+        fsync_dir(Path(path).parent)
+
+
+def replace_group(write: Callable[[dict[Path, Path]], None], targets: list[Path]) -> None:
+    """Replace several files that belong together (an IR's ``.xml`` and ``.bin``).
+
+    ``write`` receives ``{target: temporary path}`` and writes every temporary file. Then all
+    are fsynced and renamed, the first target last (for an IR: the ``.bin`` first, then the
+    ``.xml``, whose presence marks a complete model). Readers that must never see a mixed pair
+    hold :func:`edgeclass.model.modeldir.ModelDir.reading` (a shared lock) while they read;
+    the renames happen under the exclusive lock.
+    """
+    temps = {t: temp_sibling(t) for t in targets}
+    try:
+        write(temps)
+        for target in reversed(targets):
+            replace_file(temps[target], target, durable=True)
+    finally:
+        for tmp in temps.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
