@@ -35,7 +35,7 @@ def metadata_table(meta: ModelMetadata, title: str) -> Table:
         t.add_row("parameters", f"{meta.num_params / 1e6:.2f} M")
     t.add_row(
         "input",
-        f"{pp.input_size[0]}x{pp.input_size[1]} {pp.channel_order} u8, resize shorter side to {pp.resize_shorter} "
+        f"{pp.input_size[0]}x{pp.input_size[1]} {pp.input_channel_order} u8 (network {pp.channel_order}), resize shorter side to {pp.resize_shorter} "
         f"({pp.interpolation}, antialiased) + centre crop, mean {list(pp.mean)} std {list(pp.std)}",
     )
     t.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(meta.versions.items())))
@@ -46,6 +46,8 @@ def metadata_table(meta: ModelMetadata, title: str) -> Table:
             f"{c['images_used']} images used of {c['images_available']} ({c['images_failed']} failed to decode), "
             f"files sha256 {c['files_sha256'][:16]}…, NNCF {c['nncf']}, options {c['options']}",
         )
+        if c.get("method"):
+            t.add_row("INT8 method", c["method"])
         if c.get("reverted_to_float"):
             t.add_row("kept in float", ", ".join(c["reverted_to_float"]))
     if meta.accuracy:
@@ -53,30 +55,47 @@ def metadata_table(meta: ModelMetadata, title: str) -> Table:
     return t
 
 
-def accuracy_line(a: dict) -> str:
+def _points(interval: dict) -> str:
+    return (f"{interval['estimate'] * 100:.2f} pt (95% CI {interval['low'] * 100:.2f} to "
+            f"{interval['high'] * 100:.2f})")
+
+
+def _legacy_accuracy_line(a: dict) -> str:
+    """An INT8 record written by edgeclass 0.1 (top-1 agreement gate)."""
     line = (
         f"top-1 agreement {a['top1_agreement'] * 100:.2f}%, mean |Δp| {a['mean_abs_prob_diff']:.5f} "
         f"on {a['images']} images ({a['source']})"
     )
-    if a.get("fp32_top1") is not None:
-        line += f"; top-1 accuracy FP32 {a['fp32_top1'] * 100:.2f}% INT8 {a['int8_top1'] * 100:.2f}%"
     if "passed" in a:
-        verdict = "PASSED" if a["passed"] else "FAILED"
-        line += f"; gate {verdict} ({a['drop_kind']} {a['drop'] * 100:.2f} pt, max {a['max_drop'] * 100:.2f} pt)"
+        line += f"; gate {'PASSED' if a['passed'] else 'FAILED'} ({a['drop_kind']} {a['drop'] * 100:.2f} pt)"
     return line
 
 
+def accuracy_line(a: dict) -> str:
+    if "criterion" not in a:
+        return _legacy_accuracy_line(a)
+    verdict = {"passed": "PASSED", "inconclusive": "KEPT (inconclusive)", "refused": "REFUSED"}[a["verdict"]]
+    line = (f"gate {verdict}: {a['criterion']} {_points(a['drop'])}, limit {a['limit'] * 100:.2f} pt; "
+            f"on {a['images']} {a['source']}; top-1 agreement {a['top1_agreement'] * 100:.2f}%")
+    if a.get("fp32_top1") is not None:
+        line += f"; top-1 accuracy FP32 {a['fp32_top1'] * 100:.2f}% INT8 {a['int8_top1'] * 100:.2f}%"
+    return line + "".join(f"; note: {n}" for n in a.get("notes", []))
+
+
 def agreement_table(a: dict) -> Table:
-    t = Table(title=f"INT8 vs FP32 on {a['images']} images ({a['source']})", title_justify="left")
+    t = Table(title=f"INT8 vs FP32 on {a['images']} {a['source']}", title_justify="left")
     t.add_column("measure")
     t.add_column("value", justify="right")
+    t.add_row(f"{a['criterion']} (limit {a['limit'] * 100:.2f} pt)", _points(a["drop"]))
+    if a["criterion"] != "expected accuracy drop":
+        t.add_row("expected accuracy drop (FP32 as soft labels)", _points(a["expected_drop"]))
+    if a.get("fp32_top1") is not None:
+        t.add_row("FP32 / INT8 top-1 accuracy", f"{a['fp32_top1'] * 100:.2f}% / {a['int8_top1'] * 100:.2f}%")
     t.add_row("top-1 agreement", f"{a['top1_agreement'] * 100:.2f}%")
     t.add_row("mean |p_int8 - p_fp32|", f"{a['mean_abs_prob_diff']:.5f}")
-    if a.get("fp32_top1") is not None:
-        t.add_row("FP32 top-1 accuracy", f"{a['fp32_top1'] * 100:.2f}%")
-        t.add_row("INT8 top-1 accuracy", f"{a['int8_top1'] * 100:.2f}%")
-    t.add_row(a["drop_kind"], f"{a['drop'] * 100:.2f} pt (max {a['max_drop'] * 100:.2f} pt)")
-    t.add_row("gate", "[green]passed[/]" if a["passed"] else "[red]FAILED[/]")
+    style = {"passed": "[green]passed[/]", "inconclusive": "[yellow]kept (inconclusive)[/]",
+             "refused": "[red]REFUSED[/]"}
+    t.add_row("gate", style[a["verdict"]])
     return t
 
 

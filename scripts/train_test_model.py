@@ -34,14 +34,20 @@ def _random_colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(0, 256, 3))
 
 
-# Each class leans to a hue (70% of images), so a briefly trained model gets a useful cue
-# quickly; the other 30% need the shape itself. Accuracy lands well above chance and below 100%.
-_CLASS_HUES = (0, 60, 120, None)  # OpenCV hue (0-180): red, green, blue, any
+# Each class leans to a hue, so a briefly trained model gets a useful cue quickly; the other
+# images need the shape itself. Two variants (two test models that behave like real ones):
+# "shapes": 70 % of images carry the class hue, stripes any colour: a hard task (~73 % top-1).
+# "colours": every image carries its class hue (stripes purple), never inverted against the
+# background: a confident, accurate model (>= 95 %).
+VARIANTS = {
+    "shapes": {"colour_cue": 0.7, "hues": (0, 60, 120, None), "invert": True},  # OpenCV hue (0-180)
+    "colours": {"colour_cue": 1.0, "hues": (0, 60, 120, 150), "invert": False},
+}
 
 
-def _class_colour(label: int, rng: np.random.Generator) -> tuple[int, int, int]:
-    hue = _CLASS_HUES[label]
-    if hue is None or rng.random() < 0.3:
+def _class_colour(label: int, rng: np.random.Generator, variant: str = "shapes") -> tuple[int, int, int]:
+    hue = VARIANTS[variant]["hues"][label]
+    if hue is None or rng.random() < 1 - VARIANTS[variant]["colour_cue"]:
         return _random_colour(rng)
     hsv = np.uint8([[[(hue + rng.integers(-12, 13)) % 180, rng.integers(150, 256), rng.integers(120, 256)]]])
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
@@ -54,7 +60,8 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(base + grad + noise, 0, 255)
 
 
-def make_image(label: int, rng: np.random.Generator, size: tuple[int, int] | None = None) -> np.ndarray:
+def make_image(label: int, rng: np.random.Generator, size: tuple[int, int] | None = None,
+               variant: str = "shapes") -> np.ndarray:
     """One RGB ``uint8`` image of class ``label`` (index into CLASSES)."""
     if size is None:
         h, w = int(rng.integers(80, 220)), int(rng.integers(80, 220))
@@ -64,9 +71,9 @@ def make_image(label: int, rng: np.random.Generator, size: tuple[int, int] | Non
     short = min(h, w)
     r = rng.uniform(0.28, 0.42) * short
     cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
-    fg = _class_colour(label, rng)
+    fg = _class_colour(label, rng, variant)
     # keep the shape visible against the background
-    if np.abs(np.array(fg) - img[int(cy), int(cx)]).sum() < 120:
+    if VARIANTS[variant]["invert"] and np.abs(np.array(fg) - img[int(cy), int(cx)]).sum() < 120:
         fg = tuple(int(255 - c) for c in fg)
     angle = rng.uniform(0, 2 * math.pi)
     scale = 16  # draw with sub-pixel precision (shift=4)
@@ -96,7 +103,7 @@ def make_image(label: int, rng: np.random.Generator, size: tuple[int, int] | Non
 
 
 def write_images(folder: Path, per_class: int, seed: int, imagefolder: bool = True, ext: str = ".png",
-                 size: tuple[int, int] | None = None) -> list[tuple[Path, int]]:
+                 size: tuple[int, int] | None = None, variant: str = "shapes") -> list[tuple[Path, int]]:
     """Write ``per_class`` images per class (ImageFolder layout when ``imagefolder``)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -105,20 +112,21 @@ def write_images(folder: Path, per_class: int, seed: int, imagefolder: bool = Tr
             sub = folder / name if imagefolder else folder
             sub.mkdir(parents=True, exist_ok=True)
             path = sub / f"{name}_{seed}_{i:04d}{ext}"
-            cv2.imwrite(str(path), cv2.cvtColor(make_image(label, rng, size), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(path), cv2.cvtColor(make_image(label, rng, size, variant), cv2.COLOR_RGB2BGR))
             out.append((path, label))
     return out
 
 
-def _batch(rng: np.random.Generator, n: int, pp):
+def _batch(rng: np.random.Generator, n: int, pp, variant: str = "shapes"):
     from edgeclass.media.preprocess import resize_and_crop
 
     labels = rng.integers(0, len(CLASSES), n)
-    xs = np.stack([resize_and_crop(make_image(int(y), rng), pp) for y in labels])
+    xs = np.stack([resize_and_crop(make_image(int(y), rng, variant=variant), pp) for y in labels])
     return xs, labels
 
 
-def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0, batch: int = 32) -> dict:
+def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0, batch: int = 32,
+          variant: str = "shapes") -> dict:
     import timm
     import torch
     from safetensors.torch import save_file
@@ -135,7 +143,7 @@ def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0
     started = time.time()
     model.train()
     for step in range(steps):
-        xs, ys = _batch(rng, batch, pp)
+        xs, ys = _batch(rng, batch, pp, variant)
         x = torch.from_numpy(xs).permute(0, 3, 1, 2).float() / 255.0
         loss = torch.nn.functional.cross_entropy(model(x), torch.from_numpy(ys))
         opt.zero_grad()
@@ -146,14 +154,14 @@ def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0
             print(f"step {step}/{steps} loss {loss.item():.3f} ({time.time() - started:.0f}s)", flush=True)
     model.eval()
     val_rng = np.random.default_rng(seed + 10_000)
-    xs, ys = _batch(val_rng, 256, pp)
+    xs, ys = _batch(val_rng, 256, pp, variant)
     with torch.no_grad():
         pred = model(torch.from_numpy(xs).permute(0, 3, 1, 2).float() / 255.0).argmax(1).numpy()
     accuracy = float((pred == ys).mean())
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / "checkpoint.safetensors"))
     (out_dir / "labels.txt").write_text("\n".join(CLASSES) + "\n", encoding="utf-8")
-    info = {"steps": steps, "size": size, "seconds": round(time.time() - started, 1), "heldout_accuracy": accuracy}
+    info = {"variant": variant, "steps": steps, "size": size, "seconds": round(time.time() - started, 1), "heldout_accuracy": accuracy}
     (out_dir / "train_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return info
 
@@ -164,8 +172,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--size", type=int, default=TRAIN_SIZE)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variant", choices=sorted(VARIANTS), default="shapes")
     args = ap.parse_args()
-    print(json.dumps(train(args.out_dir, args.steps, args.size, args.seed), indent=2))
+    print(json.dumps(train(args.out_dir, args.steps, args.size, args.seed, variant=args.variant), indent=2))
 
 
 if __name__ == "__main__":

@@ -46,19 +46,30 @@ def read_csv(path_or_text) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-@pytest.fixture(scope="session")
-def trained_dir() -> Path:
+def _trained(variant: str) -> Path:
     """A briefly trained 4-class mobilevitv2_050 (cached by the training script's hash)."""
     script = REPO / "scripts" / "train_test_model.py"
-    digest = hashlib.sha256(script.read_bytes() + str(TRAIN_STEPS).encode()).hexdigest()[:12]
-    out = CACHE / f"trained-{digest}"
+    digest = hashlib.sha256(script.read_bytes() + f"{TRAIN_STEPS}/{variant}".encode()).hexdigest()[:12]
+    out = CACHE / f"trained-{variant}-{digest}"
     if not (out / "train_info.json").exists():
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        train_test_model.train(tmp, steps=TRAIN_STEPS)
+        train_test_model.train(tmp, steps=TRAIN_STEPS, variant=variant)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_dir() -> Path:
+    """The hard test model ("shapes": ~73 % held-out top-1, many borderline images)."""
+    return _trained("shapes")
+
+
+@pytest.fixture(scope="session")
+def accurate_dir() -> Path:
+    """The confident, accurate test model ("colours": >= 95 % held-out top-1)."""
+    return _trained("colours")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from PIL import Image
 
 from conftest import fp32_only_copy, run_cli
 from edgeclass.model.calibration import list_images, load_set
-from edgeclass.errors import EXIT_ACCURACY_GATE
 from edgeclass.model.evaluate import predict_all, top1_accuracy
 from edgeclass.model.modelinfo import read_metadata
 
@@ -51,45 +50,28 @@ def test_int8_within_one_point_of_fp32_with_defaults(trained_model_dir):
     meta = read_metadata(ov.Core().read_model(trained_model_dir / "model_int8.xml"))
     a = meta.accuracy
     print(a)
-    assert a["images"] == 200 and a["fp32_top1"] is not None
-    assert a["fp32_top1"] - a["int8_top1"] <= 0.01
-    assert a["passed"] is True and a["max_drop"] == 0.01
+    assert a["images"] == 200 and a["criterion"] == "accuracy drop" and a["fp32_top1"] is not None
+    assert a["fp32_top1"] - a["int8_top1"] == pytest.approx(a["drop"]["estimate"])
+    assert a["drop"]["estimate"] <= 0.01 and a["drop"]["low"] <= a["drop"]["estimate"] <= a["drop"]["high"]
+    assert a["passed"] is True and a["limit"] == 0.01
     assert meta.calibration["options"]["preset"] == "performance"
     assert meta.calibration["options"]["fast_bias_correction"] is False
-
-
-def test_gate_rejects_int8_and_run_falls_back_to_fp32(tmp_path, trained_model_dir, image_sets):
-    """Unlabelled validation: the gate compares top-1 agreement; the briefly trained model has
-    many borderline images, so INT8 disagrees with FP32 on more than 1 % of them."""
-    md = fp32_only_copy(trained_model_dir, tmp_path / "m")
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    for p in list_images(image_sets["validation"]):
-        shutil.copy(p, flat / p.rsplit("/", 1)[-1])
-    r = run_cli("quantize", str(md), "--calibration", str(image_sets["calibration"]), "--validation", str(flat),
-                "--max-drop", "0.1")
-    assert r.returncode == EXIT_ACCURACY_GATE, r.stderr
-    assert "failed the accuracy gate" in r.stderr and "disagreement" in r.stderr
-    assert not (md / "model_int8.xml").exists() and (md / "model_int8.rejected.xml").exists()
-    meta = read_metadata(ov.Core().read_model(md / "model_int8.rejected.xml"))
-    assert meta.accuracy["passed"] is False and meta.accuracy["fp32_top1"] is None
-    r = run_cli("run", str(image_sets["run"]), "--model", str(md))
-    assert r.returncode == 0 and "precision fp32" in r.stderr
-    r = run_cli("info", str(md))
-    assert "FAILED" in r.stdout and "model_int8.rejected.xml" in r.stdout
+    assert meta.calibration["method"] == "plain"  # plain INT8 met the limit: no accuracy control
 
 
 def test_info_shows_everything(trained_model_dir):
     r = run_cli("info", str(trained_model_dir))
     assert r.returncode == 0, r.stderr
-    for text in ("mobilevitv2_050", "4 (circle", "64x64", "160 images used", "NNCF", "top-1 agreement",
-                 "PASSED", "model_int8.bin"):
+    for text in ("mobilevitv2_050", "4 (circle", "64x64", "160 images used", "NNCF", "accuracy drop",
+                 "top-1 agreement", "PASSED", "INT8 method", "model_int8.bin"):
         assert text in r.stdout, text
 
 
-def test_accuracy_control_reverts_sensitive_layers(tmp_path, trained_model_dir, image_sets):
+@pytest.mark.slow
+def test_accuracy_control_never_ends_worse_than_plain(tmp_path, trained_model_dir, image_sets):
     """One calibration image gives poor INT8 ranges; with a labelled --validation and a tight
-    --max-drop, NNCF's accuracy control keeps the most sensitive layers in float."""
+    --max-drop, plain INT8 misses the limit, NNCF's accuracy control reverts sensitive layers,
+    and edgeclass keeps whichever of the two loses less."""
     md = fp32_only_copy(trained_model_dir, tmp_path / "m")
     calib = tmp_path / "one"
     calib.mkdir()
@@ -100,12 +82,18 @@ def test_accuracy_control_reverts_sensitive_layers(tmp_path, trained_model_dir, 
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(p, dest)
     r = run_cli("quantize", str(md), "--calibration", str(calib), "--validation", str(val), "--max-drop", "0.5")
+    assert "Traceback" not in r.stderr
     meta_file = md / ("model_int8.xml" if r.returncode == 0 else "model_int8.rejected.xml")
     meta = read_metadata(ov.Core().read_model(meta_file))
-    assert meta.calibration["accuracy_control"] is True
-    assert meta.calibration["images_used"] == 1
-    reverted = meta.calibration["reverted_to_float"]
-    assert reverted, r.stderr
-    assert "kept in float by accuracy control" in r.stderr and reverted[0] in r.stderr
-    if r.returncode == 0:
-        assert meta.accuracy["drop"] <= 0.005
+    c, a = meta.calibration, meta.accuracy
+    assert c["images_used"] == 1
+    attempts = {t["method"]: t["drop"] for t in c["attempts"]}
+    assert attempts["plain"] > 0.005  # plain missed the limit, so accuracy control ran
+    assert "accuracy control" in attempts
+    assert a["drop"]["estimate"] == pytest.approx(min(attempts.values()))  # never worse than plain
+    assert f"INT8 method: {c['method']}" in r.stderr
+    if c["method"].startswith("accuracy control"):
+        assert c["reverted_to_float"] and "kept in float by accuracy control" in r.stderr
+        assert attempts["accuracy control"] < attempts["plain"]
+    else:
+        assert c["method"] == "plain (accuracy control did not do better)" and not c["reverted_to_float"]

@@ -88,8 +88,7 @@ def convert(options: ConvertOptions, progress=lambda stage, message: None) -> Co
     save_ir(ov_model, meta, out_dir.fp32_xml)
     # an INT8 IR left from an earlier conversion no longer matches this FP32 model
     for stale in (out_dir.int8_xml, out_dir.int8_rejected_xml):
-        stale.unlink(missing_ok=True)
-        stale.with_suffix(".bin").unlink(missing_ok=True)
+        out_dir.remove_ir(stale)
     timings["save"] = time.perf_counter() - t0
     report = ConvertReport(out_dir, meta, [out_dir.fp32_xml, out_dir.fp32_xml.with_suffix(".bin")], seconds=timings)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +13,8 @@ from edgeclass.errors import ModelNotFoundError, UsageError
 
 FP32_XML = "model_fp32.xml"
 INT8_XML = "model_int8.xml"
-INT8_REJECTED_XML = "model_int8.rejected.xml"  # written when the INT8 accuracy gate fails
+INT8_REJECTED_XML = "model_int8.rejected.xml"  # written when the INT8 gate refuses a new INT8
+LOCK_FILE = ".edgeclass.lock"  # flock: writers of IR pairs exclusive, readers shared
 DEFAULT_MODELS_ROOT = Path("models")
 PRECISIONS = ("int8", "fp32", "bf16")
 
@@ -39,6 +43,38 @@ class ModelDir:
     @property
     def has_int8(self) -> bool:
         return self.int8_xml.is_file()
+
+    @property
+    def int8_refused(self) -> bool:
+        """A refused INT8 is on disk and no accepted one: ``run`` falls back to FP32."""
+        return not self.has_int8 and self.int8_rejected_xml.is_file()
+
+    @contextlib.contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # read-only model folder: nobody can be writing it through edgeclass
+            yield
+            return
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def reading(self):
+        """Shared lock while an IR pair is read (never sees a half-replaced pair)."""
+        return self._locked(fcntl.LOCK_SH)
+
+    def writing(self):
+        """Exclusive lock while an IR pair is replaced."""
+        return self._locked(fcntl.LOCK_EX)
+
+    def remove_ir(self, xml: Path) -> None:
+        """Delete an IR pair (``.xml`` first: without it the pair is not a model)."""
+        with self.writing():
+            for p in (xml, xml.with_suffix(".bin")):
+                p.unlink(missing_ok=True)
 
     def default_precision(self) -> str:
         return "int8" if self.has_int8 else "fp32"

@@ -1,24 +1,34 @@
-"""NNCF post-training INT8 quantization of an edgeclass FP32 IR, with an accuracy gate.
+"""NNCF post-training INT8 quantization of an edgeclass FP32 IR, checked by the INT8 gate.
 
 No torch: works on the IR alone. Calibration tensors come from the same decode/preprocess
 path as ``run``; the IR's embedded u8 input means NNCF sees exactly what ``run`` feeds.
+
+The flow: calibrate on up to ``subset_size`` images (all of a smaller folder), quantize, check
+INT8 against FP32 (:mod:`edgeclass.model.gate`), and with a labelled ``--validation`` folder
+run NNCF's accuracy control only when plain INT8 misses ``--max-drop``, keeping whichever of the
+two loses less. A refused INT8 is saved as ``model_int8.rejected.xml``; the last good
+``model_int8.xml`` stays until a new one passes.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nncf
+import numpy as np
 import openvino as ov
-from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+from nncf.quantization.advanced_parameters import (
+    AdvancedAccuracyRestorerParameters,
+    AdvancedQuantizationParameters,
+    AdvancedSmoothQuantParameters,
+)
 
-from edgeclass.model.calibration import ImageSet, files_hash, load_set, split_folder, list_images
 from edgeclass.errors import AccuracyGateError, CalibrationError, ModelError
-from edgeclass.model.evaluate import Agreement, compare, predict_all, top1_accuracy
-from edgeclass.model.export import save_ir
+from edgeclass.model import gate
+from edgeclass.model.calibration import ImageSet, files_hash, list_images, load_set, split_folder
+from edgeclass.model.evaluate import predict_views
+from edgeclass.model.export import read_ir, save_ir
 from edgeclass.model.modeldir import ModelDir
 from edgeclass.model.modelinfo import ModelMetadata, read_metadata
 
@@ -33,9 +43,11 @@ class QuantizeOptions:
     model_type: str = "transformer"  # "transformer" or "cnn"
     ignored_names: tuple[str, ...] = ()
     ignored_types: tuple[str, ...] = ()
-    max_drop: float = 0.01  # 1 point
+    smooth_quant_alpha: float | None = None  # SmoothQuant on convolutions (None: NNCF's default, off)
+    max_drop: float = 0.01  # labelled: top-1 accuracy drop limit (1 point)
+    max_expected_drop: float = 0.01  # unlabelled: expected accuracy drop limit (benchmarks/int8_gate.py)
     validation: Path | None = None
-    accuracy_control: bool = True  # use quantize_with_accuracy_control when validation is labelled
+    accuracy_control: bool = True  # labelled validation: revert layers when plain INT8 misses max_drop
     max_reverts: int = 20  # accuracy control: at most this many revert iterations
     ranking_subset: int = 100  # accuracy control: images used to rank layer sensitivity
 
@@ -47,39 +59,42 @@ class QuantizeOptions:
             "model_type": self.model_type,
             "ignored_names": list(self.ignored_names),
             "ignored_types": list(self.ignored_types),
+            "smooth_quant_alpha": self.smooth_quant_alpha,
             "max_drop": self.max_drop,
+            "max_expected_drop": self.max_expected_drop,
         }
 
 
 @dataclass
 class QuantizeReport:
     xml: Path
-    passed: bool
-    agreement: Agreement | None
+    passed: bool  # False: refused, saved as model_int8.rejected.xml
+    gate: gate.GateResult
     calibration: dict
     warnings: list[str] = field(default_factory=list)
     reverted: list[str] = field(default_factory=list)
+    method: str = "plain"
 
 
 class GateFailedError(AccuracyGateError):
-    """INT8 missed ``--max-drop``; ``report`` holds the measurements (the model was saved as rejected)."""
+    """The evidence says INT8 is worse than the limit; ``report`` holds the measurements."""
 
     def __init__(self, report: QuantizeReport, message: str):
         super().__init__(message)
         self.report = report
 
 
-class _RevertedCollector(logging.Handler):
-    """Collects the node names NNCF's accuracy control reports as reverted to float."""
+@dataclass
+class CheckSet:
+    """The images INT8 is checked on, and how (mirrored views, labels)."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.final: list[str] = []
+    images: ImageSet
+    mirror: bool
+    source: str
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if "were reverted back to the floating-point precision" in msg:
-            self.final = re.findall(r"^\t(.+)$", msg, flags=re.M)
+    @property
+    def targets(self) -> list[int] | None:
+        return list(self.images.targets) if self.images.labelled else None
 
 
 def _nncf_args(options: QuantizeOptions) -> dict:
@@ -93,17 +108,151 @@ def _nncf_args(options: QuantizeOptions) -> dict:
         ignored = nncf.IgnoredScope(
             names=list(options.ignored_names), types=list(options.ignored_types), validate=False
         )
+    advanced = None
+    if options.smooth_quant_alpha is not None:
+        advanced = AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=options.smooth_quant_alpha)
+        )
     return {
         "preset": preset[options.preset],
         "model_type": nncf.ModelType.TRANSFORMER if options.model_type == "transformer" else None,
         "fast_bias_correction": options.fast_bias_correction,
         "ignored_scope": ignored,
+        "advanced_parameters": advanced,
     }
 
 
 def _dataset(images: ImageSet) -> nncf.Dataset:
     # batch 1: batch-wise statistics skew ranges for transformer-type models
     return nncf.Dataset(images.tensors, lambda t: t[None])
+
+
+def quantized_ops(model: ov.Model) -> set[str]:
+    """Names of the compute ops that take a FakeQuantize'd input (run in INT8)."""
+    names = set()
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul", "Multiply", "Add"):
+            sources = (i.get_source_output().get_node().get_type_name() for i in op.inputs())
+            if "FakeQuantize" in sources:
+                names.add(op.get_friendly_name())
+    return names
+
+
+def _load_calibration(split, pp, folder: Path, warnings: list[str]) -> ImageSet:
+    calib = load_set(split.calibration, pp)
+    warnings.extend(f"calibration image skipped: {path}: {reason}" for path, reason in calib.failed)
+    if len(calib) == 0:
+        raise CalibrationError(f"none of the {split.available} images in {folder} could be decoded")
+    if len(calib) < RECOMMENDED_IMAGES:
+        warnings.append(
+            f"calibrating on {len(calib)} images (fewer than the recommended {RECOMMENDED_IMAGES}): "
+            "INT8 ranges may be less accurate; add more representative images"
+        )
+    if split.available > len(split.calibration):
+        warnings.append(
+            f"--subset-size {len(split.calibration)} uses {len(split.calibration)} of {split.available} images "
+            "for calibration; the rest check INT8 against FP32"
+        )
+    return calib
+
+
+def _check_set(split, calib: ImageSet, meta: ModelMetadata, options: QuantizeOptions, warnings: list[str]) -> CheckSet:
+    pp = meta.preprocess
+    if options.validation is not None:
+        images = load_set(list_images(options.validation), pp, options.validation, meta.labels)
+        source = "labelled validation images" if images.labelled else "validation images"
+        check = CheckSet(images, False, source)
+    elif not split.reuse_calibration:
+        check = CheckSet(load_set(split.held_out, pp), False, "held-out images (not used for calibration)")
+    else:
+        held = load_set(split.held_out, pp)
+        images = ImageSet(held.paths + calib.paths, held.tensors + calib.tensors, [None] * (len(held) + len(calib)),
+                          held.failed)
+        source = (f"images, each also mirrored ({len(held)} held out, {len(calib)} calibration images: "
+                  "every image calibrates)")
+        check = CheckSet(images, True, source)
+    warnings.extend(f"check image skipped: {path}: {reason}" for path, reason in check.images.failed)
+    if len(check.images) == 0:
+        raise CalibrationError(f"none of the images in {options.validation} could be decoded")
+    return check
+
+
+def _accuracy_control(fp32: ov.Model, calib: ImageSet, check: CheckSet, args: dict, options: QuantizeOptions):
+    """NNCF's quantize_with_accuracy_control on the labelled check images."""
+    items = list(zip(check.images.tensors, check.images.targets))
+
+    def validate(compiled, data):
+        request = compiled.create_infer_request()
+        right = [float(np.argmax(request.infer({0: t[None]})[0]) == y) for t, y in data]
+        return float(np.mean(right)), right
+
+    return nncf.quantize_with_accuracy_control(
+        fp32,
+        _dataset(calib),
+        nncf.Dataset(items, lambda item: item[0][None]),
+        validation_fn=validate,
+        max_drop=options.max_drop,
+        drop_type=nncf.DropType.ABSOLUTE,
+        subset_size=len(calib),
+        preset=args["preset"],
+        model_type=args["model_type"],
+        fast_bias_correction=args["fast_bias_correction"],
+        ignored_scope=args["ignored_scope"],
+        advanced_quantization_parameters=args["advanced_parameters"],
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+            max_num_iterations=options.max_reverts,
+            ranking_subset_size=min(options.ranking_subset, len(items)),
+        ),
+    )
+
+
+class _Checker:
+    """Compiles and checks candidate INT8 models against FP32's predictions (computed once)."""
+
+    def __init__(self, core: ov.Core, fp32: ov.Model, check: CheckSet, options: QuantizeOptions):
+        self.core, self.check, self.options = core, check, options
+        compiled = core.compile_model(fp32, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        self.fp32_probs = predict_views(compiled, check.images.tensors, check.mirror)
+
+    def __call__(self, int8: ov.Model) -> gate.GateResult:
+        compiled = self.core.compile_model(int8, "CPU")  # as `run` compiles INT8
+        probs = predict_views(compiled, self.check.images.tensors, self.check.mirror)
+        return gate.check(self.fp32_probs, probs, self.check.source, self.options.max_drop,
+                          self.options.max_expected_drop, self.check.targets)
+
+
+@dataclass
+class Outcome:
+    """The INT8 model chosen, its gate result, how it was made, and every attempt's drop."""
+
+    model: ov.Model
+    result: gate.GateResult
+    method: str = "plain"
+    reverted: list[str] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)
+
+
+def _quantize(fp32, calib: ImageSet, check: CheckSet, checker: _Checker, options: QuantizeOptions, progress) -> Outcome:
+    """Plain INT8; with labels and a miss, accuracy control too, keeping whichever loses less."""
+    args = _nncf_args(options)
+    progress(f"quantizing with NNCF on {len(calib)} images")
+    try:
+        int8 = nncf.quantize(fp32, _dataset(calib), subset_size=len(calib), **args)
+    except nncf.ValidationError as exc:
+        raise CalibrationError(f"NNCF rejected the options: {exc}") from exc
+    progress(f"checking INT8 against FP32 on {len(check.images)} {check.source}")
+    plain = Outcome(int8, checker(int8))
+    plain.attempts.append({"method": "plain", "drop": plain.result.drop.estimate})
+    if not (options.accuracy_control and check.targets is not None and plain.result.drop.estimate > options.max_drop):
+        return plain
+    progress("plain INT8 misses --max-drop: accuracy control (reverting sensitive layers to float)")
+    controlled = _accuracy_control(fp32, calib, check, args, options)
+    reverted = sorted(quantized_ops(int8) - quantized_ops(controlled))
+    result = checker(controlled)
+    attempts = plain.attempts + [{"method": "accuracy control", "drop": result.drop.estimate, "reverted": len(reverted)}]
+    if result.drop.estimate < plain.result.drop.estimate:
+        return Outcome(controlled, result, f"accuracy control ({len(reverted)} ops kept in float)", reverted, attempts)
+    return Outcome(int8, plain.result, "plain (accuracy control did not do better)", [], attempts)
 
 
 def quantize_model_dir(
@@ -116,91 +265,17 @@ def quantize_model_dir(
     if not model_dir.fp32_xml.is_file():
         raise ModelError(f"{model_dir.fp32_xml} does not exist: run `edgeclass convert` first")
     core = ov.Core()
-    fp32 = core.read_model(model_dir.fp32_xml)
+    fp32 = read_ir(core, model_dir.fp32_xml)
     meta = read_metadata(fp32)
-    pp = meta.preprocess
     warnings: list[str] = []
-
     split = split_folder(calibration_dir, options.subset_size, options.validation)
     progress(f"decoding {len(split.calibration)} calibration images from {calibration_dir}")
-    calib = load_set(split.calibration, pp)
-    for path, reason in calib.failed:
-        warnings.append(f"calibration image skipped: {path}: {reason}")
-    if len(calib) == 0:
-        raise CalibrationError(f"none of the {split.available} images in {calibration_dir} could be decoded")
-    if len(calib) < RECOMMENDED_IMAGES:
-        warnings.append(
-            f"calibrating on {len(calib)} images (fewer than the recommended {RECOMMENDED_IMAGES}): "
-            "INT8 ranges may be less accurate; add more representative images"
-        )
-    if options.validation is None and split.available > options.subset_size:
-        warnings.append(
-            f"--subset-size {options.subset_size} uses {len(split.calibration)} of {split.available} images "
-            "for calibration; the rest are held out for validation"
-        )
-    elif options.validation is None and split.validation:
-        warnings.append(
-            f"held out {len(split.validation)} of {split.available} images (every 5th) to compare INT8 with "
-            f"FP32; calibrating on the other {len(split.calibration)} (or pass --validation DIR)"
-        )
-
-    if options.validation is not None:
-        val_paths, val_root, val_source = list_images(options.validation), options.validation, "validation folder"
-    elif split.validation:
-        val_paths, val_root, val_source = split.validation, calibration_dir, "held-out calibration images"
-    else:
-        val_paths, val_root, val_source = [], calibration_dir, "calibration images"
-    val = load_set(val_paths, pp, val_root, meta.labels) if val_paths else calib
-    if not val_paths:
-        warnings.append("no held-out images: INT8 is compared with FP32 on the calibration images themselves")
-    for path, reason in val.failed:
-        warnings.append(f"validation image skipped: {path}: {reason}")
-
-    args = _nncf_args(options)
-    collector = _RevertedCollector()
-    use_ac = options.accuracy_control and val.labelled and len(val) > 0
-    progress(
-        "quantizing with NNCF"
-        + (" (accuracy control, labelled validation)" if use_ac else "")
-        + f" on {len(calib)} images"
-    )
-    try:
-        if use_ac:
-            logger = logging.getLogger("nncf")
-            logger.addHandler(collector)
-            try:
-                int8 = nncf.quantize_with_accuracy_control(
-                    fp32,
-                    _dataset(calib),
-                    _dataset(val),
-                    validation_fn=lambda compiled, data: top1_accuracy(
-                        predict_all(compiled, list(data)), val.targets
-                    ),
-                    max_drop=options.max_drop,
-                    drop_type=nncf.DropType.ABSOLUTE,
-                    subset_size=len(calib),
-                    preset=args["preset"],
-                    model_type=args["model_type"],
-                    fast_bias_correction=args["fast_bias_correction"],
-                    ignored_scope=args["ignored_scope"],
-                    advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                        max_num_iterations=options.max_reverts,
-                        ranking_subset_size=min(options.ranking_subset, len(val)),
-                    ),
-                )
-            finally:
-                logger.removeHandler(collector)
-        else:
-            int8 = nncf.quantize(fp32, _dataset(calib), subset_size=len(calib), **args)
-    except nncf.ValidationError as exc:
-        raise CalibrationError(f"NNCF rejected the options: {exc}") from exc
-
-    progress(f"comparing INT8 with FP32 on {len(val)} {val_source}")
-    f32_compiled = core.compile_model(fp32, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    i8_compiled = core.compile_model(int8, "CPU")
-    agreement = compare(predict_all(f32_compiled, val.tensors), predict_all(i8_compiled, val.tensors), val, val_source)
-    passed = agreement.drop <= options.max_drop + 1e-9
-
+    calib = _load_calibration(split, meta.preprocess, calibration_dir, warnings)
+    check = _check_set(split, calib, meta, options, warnings)
+    checker = _Checker(core, fp32, check, options)
+    outcome = _quantize(fp32, calib, check, checker, options, progress)
+    result = outcome.result
+    warnings.extend(result.notes)
     calibration_record = {
         "images_used": len(calib),
         "images_available": split.available,
@@ -210,25 +285,29 @@ def quantize_model_dir(
         "nncf": nncf.__version__,
         "openvino": ov.get_version(),
         "options": options.as_record(),
-        "accuracy_control": use_ac,
-        "reverted_to_float": collector.final,
+        "method": outcome.method,
+        "attempts": outcome.attempts,
+        "reverted_to_float": outcome.reverted,
     }
-    accuracy_record = agreement.to_dict() | {"max_drop": options.max_drop, "passed": passed}
-    int8_meta: ModelMetadata = meta.with_updates(
-        precision="int8", calibration=calibration_record, accuracy=accuracy_record
-    )
-    target = model_dir.int8_xml if passed else model_dir.int8_rejected_xml
-    stale = model_dir.int8_rejected_xml if passed else model_dir.int8_xml
-    save_ir(int8, int8_meta, target)
-    for p in (stale, stale.with_suffix(".bin")):
-        p.unlink(missing_ok=True)
-    report = QuantizeReport(target, passed, agreement, calibration_record, warnings, collector.final)
-    if not passed:
-        raise GateFailedError(
-            report,
-            f"INT8 failed the accuracy gate: {agreement.drop_kind} {agreement.drop * 100:.2f} pt > "
-            f"--max-drop {options.max_drop * 100:.2f} pt on {agreement.images} {val_source}; "
-            f"saved as {target.name} and not used by default (try --no-fast-bias-correction, more calibration "
-            "images, or a labelled --validation folder for accuracy-controlled quantization)",
-        )
+    int8_meta = meta.with_updates(precision="int8", calibration=calibration_record, accuracy=result.to_dict())
+    report = QuantizeReport(model_dir.int8_xml, not result.refused, result, calibration_record, warnings,
+                            outcome.reverted, outcome.method)
+    if result.refused:
+        report.xml = model_dir.int8_rejected_xml
+        save_ir(outcome.model, int8_meta, report.xml)
+        raise GateFailedError(report, _refusal_message(result, model_dir, options))
+    save_ir(outcome.model, int8_meta, model_dir.int8_xml)
+    model_dir.remove_ir(model_dir.int8_rejected_xml)
     return report
+
+
+def _refusal_message(result: gate.GateResult, model_dir: ModelDir, options: QuantizeOptions) -> str:
+    flag = "--max-drop" if result.criterion == gate.ACCURACY_DROP else "--max-expected-drop"
+    fallback = (f"the previous {model_dir.int8_xml.name} stays the default" if model_dir.has_int8
+                else "`run` uses FP32")
+    hint = ("check that the calibration images look like what the model sees; add more of them"
+            if options.validation is None else "try a calibration folder like the validation images")
+    return (
+        f"INT8 refused: {result.summary()} exceeds {flag} {result.limit * 100:.2f} pt even at the interval's "
+        f"lower bound; saved as {model_dir.int8_rejected_xml.name}, {fallback} ({hint})"
+    )

@@ -1,0 +1,181 @@
+"""The INT8 gate: sound statistics (unit tests on known numbers) and, on real trained models
+with real NNCF, INT8 kept when it is good and refused when it is bad."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import openvino as ov
+import pytest
+
+import train_test_model
+from conftest import fp32_only_copy, read_csv, run_cli, synthetic_photo
+from edgeclass.errors import EXIT_ACCURACY_GATE
+from edgeclass.model import gate
+from edgeclass.model.calibration import list_images, load_set
+from edgeclass.model.evaluate import predict_all
+from edgeclass.model.modelinfo import read_metadata
+
+
+# ----------------------------------------------------------------------------- statistics
+def _probs(top: float, n: int, classes: int = 4, winner: int = 0) -> np.ndarray:
+    p = np.full((n, classes), (1 - top) / (classes - 1), np.float32)
+    p[:, winner] = top
+    return p
+
+
+def test_near_tie_flips_cost_nothing_confident_flips_cost_their_confidence():
+    fp32 = np.tile(np.float32([[0.3001, 0.2999, 0.2, 0.2]]), (60, 1))
+    flipped = np.tile(np.float32([[0.2999, 0.3001, 0.2, 0.2]]), (60, 1))
+    r = gate.check(fp32, flipped, "images", 0.01, 0.01)
+    assert r.top1_agreement == 0.0  # the old gate called this "100 pt disagreement"
+    assert r.criterion == gate.EXPECTED_DROP
+    assert r.drop.estimate == pytest.approx(0.0002, abs=1e-6)
+    assert r.verdict == gate.PASSED
+
+    fp32 = _probs(0.9, 200)
+    int8 = fp32.copy()
+    int8[:60] = _probs(0.9, 60, winner=2)  # 30 % of confident answers moved elsewhere
+    r = gate.check(fp32, int8, "images", 0.01, 0.01)
+    assert r.drop.estimate == pytest.approx(0.3 * (0.9 - 0.1 / 3), abs=1e-5)
+    assert r.drop.low > 0.2 and r.verdict == gate.REFUSED
+
+
+def test_labelled_drop_interval_and_verdicts():
+    y = np.zeros(200, int)
+    fp32 = _probs(0.8, 200)
+    int8 = fp32.copy()
+    int8[:4] = _probs(0.8, 4, winner=1)  # 4 right answers lost
+    fp32[196:] = _probs(0.8, 4, winner=3)  # 4 wrong FP32 answers ...
+    int8[196:198] = _probs(0.8, 2, winner=0)  # ... of which INT8 gets 2 right
+    int8[198:] = _probs(0.8, 2, winner=3)
+    r = gate.check(fp32, int8, "labelled images", 0.01, 0.01, list(y))
+    assert r.criterion == gate.ACCURACY_DROP
+    assert r.drop.estimate == pytest.approx(0.01)  # (4 - 2) / 200
+    assert r.fp32_top1 == pytest.approx(0.98) and r.int8_top1 == pytest.approx(0.97)
+    assert r.drop.low < 0.01 < r.drop.high
+    assert r.verdict == gate.INCONCLUSIVE and not r.refused  # 200 images cannot resolve 1 pt
+    assert any("cannot confirm" in n for n in r.notes)
+
+    int8[:40] = _probs(0.8, 40, winner=1)
+    r = gate.check(fp32, int8, "labelled images", 0.01, 0.01, list(y))
+    assert r.drop.estimate == pytest.approx(0.19) and r.verdict == gate.REFUSED
+
+
+def test_thin_evidence_is_said_and_mirrored_views_count_once():
+    fp32 = _probs(0.7, 4)
+    r = gate.check(np.stack([fp32, fp32], 1), np.stack([fp32, fp32], 1), "images", 0.01, 0.01)
+    assert r.images == 4 and r.views == 2
+    assert r.verdict == gate.PASSED
+    assert "only 4 images checked: the INT8 check is weak" in r.notes[0]
+    wide = gate.bootstrap_mean(np.r_[np.ones(3), np.zeros(27)])
+    narrow = gate.bootstrap_mean(np.r_[np.ones(30), np.zeros(270)])
+    assert wide.estimate == pytest.approx(narrow.estimate)
+    assert (wide.high - wide.low) > 2.5 * (narrow.high - narrow.low)  # ~ sqrt(10) narrower
+    assert gate.bootstrap_mean(np.r_[np.ones(3), np.zeros(27)]) == wide  # deterministic
+
+
+# ----------------------------------------------------------------------------- real models
+def _convert(trained: Path, calib: Path, out: Path, *extra: str):
+    return run_cli("convert", "--model", "mobilevitv2_050", "--weights", str(trained / "checkpoint.safetensors"),
+                   "--labels", str(trained / "labels.txt"), "--input-size", str(train_test_model.TRAIN_SIZE),
+                   "--crop-pct", "0.875", "--calibration", str(calib), "-o", str(out), *extra)
+
+
+def _labelled_drop(model_dir: Path, labelled: Path) -> gate.GateResult:
+    core = ov.Core()
+    meta = read_metadata(core.read_model(model_dir / "model_fp32.xml"))
+    images = load_set(list_images(labelled), meta.preprocess, labelled, meta.labels)
+    p = predict_all(core.compile_model(model_dir / "model_fp32.xml", "CPU", {"INFERENCE_PRECISION_HINT": "f32"}),
+                    images.tensors)
+    q = predict_all(core.compile_model(model_dir / "model_int8.xml", "CPU"), images.tensors)
+    return gate.check(p, q, "labelled", 0.01, 0.01, images.targets)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["colours", "shapes"])
+def test_default_convert_keeps_int8_and_its_estimate_matches_the_labelled_drop(variant, request, tmp_path):
+    """The README's `convert --calibration DIR` on an unlabelled folder keeps INT8 on both
+    trained models; every image calibrates; the gate's unlabelled interval agrees with the
+    accuracy drop measured with labels on 400 images the model has never seen."""
+    trained = request.getfixturevalue("accurate_dir" if variant == "colours" else "trained_dir")
+    calib, labelled = tmp_path / "calib", tmp_path / "labelled"
+    train_test_model.write_images(calib, 60, seed=111, imagefolder=False, variant=variant)
+    train_test_model.write_images(labelled, 100, seed=222, variant=variant)
+    r = _convert(trained, calib, tmp_path / "m")
+    assert r.returncode == 0, r.stderr
+    md = tmp_path / "m"
+    assert (md / "model_int8.xml").exists() and not (md / "model_int8.rejected.xml").exists()
+    meta = read_metadata(ov.Core().read_model(md / "model_int8.xml"))
+    assert meta.calibration["images_used"] == 240 == meta.calibration["images_available"]  # none starved
+    a = meta.accuracy
+    assert a["criterion"] == "expected accuracy drop" and a["verdict"] != "refused" and a["images"] == 240
+    assert a["views"] == 2 and a["limit"] == 0.01
+    real = _labelled_drop(md, labelled)
+    print(f"{variant}: gate {a['drop']}, labelled {real.drop}, FP32 top-1 {real.fp32_top1}")
+    if variant == "colours":
+        assert real.fp32_top1 >= 0.95
+    assert real.drop.high >= a["drop"]["low"] and real.drop.low <= a["drop"]["high"]  # intervals agree
+    assert abs(real.drop.estimate - a["drop"]["estimate"]) <= 0.015
+
+
+@pytest.mark.slow
+def test_sabotaged_int8_refused_last_good_kept_and_run_warns(tmp_path, trained_model_dir, image_sets):
+    """INT8 calibrated on near-black frames and checked on real images is refused (exit 5);
+    `run -q` then says it runs FP32. A good INT8 made later stays the default when another
+    sabotaged quantization is refused."""
+    md = fp32_only_copy(trained_model_dir, tmp_path / "m")
+    dark, flat = tmp_path / "dark", tmp_path / "flat"
+    dark.mkdir()
+    flat.mkdir()
+    for p in list_images(image_sets["calibration"]):
+        cv2.imwrite(str(dark / Path(p).name), (cv2.imread(p) * 0.04).astype(np.uint8))
+    for p in list_images(image_sets["validation"])[::2]:
+        shutil.copy(p, flat / Path(p).name)
+    sabotage = ("quantize", str(md), "--calibration", str(dark), "--validation", str(flat))
+    r = run_cli(*sabotage)
+    assert r.returncode == EXIT_ACCURACY_GATE, r.stderr
+    assert "INT8 refused: expected accuracy drop" in r.stderr and "Traceback" not in r.stderr
+    assert not (md / "model_int8.xml").exists() and (md / "model_int8.rejected.xml").exists()
+    a = read_metadata(ov.Core().read_model(md / "model_int8.rejected.xml")).accuracy
+    assert a["verdict"] == "refused" and a["drop"]["low"] > 0.01 and a["images"] == 100
+    r = run_cli("run", str(image_sets["run"]), "--model", str(md), "-q")
+    assert r.returncode == 0 and "running FP32: the INT8 model" in r.stderr and "refused" in r.stderr
+    fp32_rows = read_csv(r.stdout)
+    forced = read_csv(run_cli("run", str(image_sets["run"]), "--model", str(md), "--precision", "fp32").stdout)
+    assert [row["top1_label"] for row in fp32_rows] == [row["top1_label"] for row in forced]
+
+    r = run_cli("quantize", str(md), "--calibration", str(image_sets["calibration"]))
+    assert r.returncode == 0, r.stderr
+    assert (md / "model_int8.xml").exists() and not (md / "model_int8.rejected.xml").exists()
+    good = hashlib.sha256((md / "model_int8.bin").read_bytes()).hexdigest()
+    r = run_cli(*sabotage)
+    assert r.returncode == EXIT_ACCURACY_GATE and "stays the default" in r.stderr
+    assert hashlib.sha256((md / "model_int8.bin").read_bytes()).hexdigest() == good
+    r = run_cli("run", str(image_sets["run"]), "--model", str(md), "-q")
+    assert r.returncode == 0 and "running FP32" not in r.stderr
+    r = run_cli("info", str(md))
+    assert "REFUSED" in r.stdout and "PASSED" in r.stdout
+
+
+@pytest.mark.slow
+def test_random_weights_with_24_photos_kept_with_a_thin_evidence_warning(tmp_path, offline_env):
+    """What a smoke test does: hub weights (random here), 24 photos. Near-uniform outputs flip
+    on near-ties; that is no accuracy loss, so INT8 is kept, and the weak check is said."""
+    calib = tmp_path / "photos"
+    calib.mkdir()
+    for i in range(24):
+        h, w = (120 + 7 * i, 160 + 11 * i)
+        cv2.imwrite(str(calib / f"photo{i:02d}.jpg"), cv2.cvtColor(synthetic_photo(h, w, seed=i), cv2.COLOR_RGB2BGR))
+    r = run_cli("convert", "--model", "mobilevitv2_050.cvnets_in1k", "--input-size", "96", "--calibration",
+                str(calib), "-o", str(tmp_path / "m"), env=offline_env)
+    assert r.returncode == 0, r.stderr
+    assert "only 24 images checked: the INT8 check is weak" in r.stderr
+    a = read_metadata(ov.Core().read_model(tmp_path / "m" / "model_int8.xml")).accuracy
+    assert a["images"] == 24 and a["verdict"] == "passed" and a["drop"]["high"] < 0.001
+    assert any("weak" in n for n in a["notes"])
+    assert "INT8 check is weak" in run_cli("info", str(tmp_path / "m")).stdout
