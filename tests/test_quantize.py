@@ -62,3 +62,23 @@ def test_undecodable_calibration_images_are_reported(tmp_path, trained_model_dir
     r = run_cli("quantize", str(md), "--calibration", str(calib))
     assert r.returncode == EXIT_CALIBRATION
     assert "none of the 3 images" in r.stderr
+
+
+def test_bad_options_exit_2_before_any_work(tmp_path):
+    for args in (("convert", "--crop-pct", "2"), ("convert", "--interpolation", "lanczos"),
+                 ("quantize", str(tmp_path), "--preset", "fast"), ("quantize", str(tmp_path), "--max-drop", "-1"),
+                 ("quantize", str(tmp_path), "--model-type", "rnn"), ("convert", "--smooth-quant-alpha", "3")):
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Invalid value" in r.stderr, args
+
+
+def test_quantize_on_a_corrupt_ir_is_a_model_error(tmp_path, image_sets):
+    md = tmp_path / "m"
+    md.mkdir()
+    (md / "model_fp32.xml").write_text("<net><layers>not an IR")
+    (md / "model_fp32.bin").write_bytes(b"\0" * 16)
+    r = run_cli("quantize", str(md), "--calibration", str(image_sets["calibration"]))
+    assert r.returncode == 3, r.stderr
+    assert "cannot read" in r.stderr and "model_fp32.xml" in r.stderr and "Traceback" not in r.stderr
+    assert not (md / "model_int8.xml").exists()
