@@ -140,6 +140,7 @@ def test_sabotaged_int8_refused_last_good_kept_and_run_warns(tmp_path, trained_m
     r = run_cli(*sabotage)
     assert r.returncode == EXIT_ACCURACY_GATE, r.stderr
     assert "INT8 refused: expected accuracy drop" in r.stderr and "Traceback" not in r.stderr
+    assert "calibration images are nearly flat" in r.stderr
     assert not (md / "model_int8.xml").exists() and (md / "model_int8.rejected.xml").exists()
     a = read_metadata(ov.Core().read_model(md / "model_int8.rejected.xml")).accuracy
     assert a["verdict"] == "refused" and a["drop"]["low"] > 0.01 and a["images"] == 100

@@ -33,6 +33,7 @@ from edgeclass.model.modeldir import ModelDir
 from edgeclass.model.modelinfo import ModelMetadata, read_metadata
 
 RECOMMENDED_IMAGES = 300
+FLAT_CONTRAST = 8.0  # median per-image pixel std below this: dark/blank calibration frames
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,13 @@ def _load_calibration(split, pp, folder: Path, warnings: list[str]) -> ImageSet:
         warnings.append(
             f"calibrating on {len(calib)} images (fewer than the recommended {RECOMMENDED_IMAGES}): "
             "INT8 ranges may be less accurate; add more representative images"
+        )
+    contrast = float(np.median([t.std() for t in calib.tensors]))
+    if contrast < FLAT_CONTRAST:
+        warnings.append(
+            f"the calibration images are nearly flat (median pixel std {contrast:.1f} of 255: dark, blank or "
+            "overexposed frames): INT8 ranges fitted to them clip real images, and the check, made on the same "
+            "images, cannot see it; use images like the ones the model will see, or pass --validation DIR"
         )
     if split.available > len(split.calibration):
         warnings.append(
