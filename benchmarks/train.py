@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""`edgeclass train --mode probe` end to end, and its head against the same head in PyTorch.
+
+1. Generates an ImageFolder dataset: 3 classes x ``--per-class`` images (default 200: 600
+   images, photo-like sizes 80-220 px; every 3rd image drawn so only its shape tells).
+2. Runs :func:`edgeclass.model.train.trainer.train` (the `edgeclass train` library call) and
+   prints the seconds of each stage (backbone load and export, features, head, temperature,
+   save, INT8 with the gate, held-out evaluation, report) and the total.
+3. On the same backbone features (same IR, same decode path, same split) trains the linear
+   head two ways: scikit-learn's logistic regression (what `train` uses) and a PyTorch
+   ``nn.Linear`` with cross-entropy (Adam, full batch, weight decay, standardised inputs,
+   like a typical hand-written probe), and prints held-out accuracy and NLL of both.
+
+Default backbone: mobilevitv2_075 at 256 px with random weights (the hub is unreachable here:
+the compute, hence the time, is that of the real model). ``--weights FILE --model NAME
+--input-size N`` uses a checkpoint instead (e.g. the accurate test model, for accuracy).
+
+Usage: ``python benchmarks/train.py [--per-class 200] [--weights F --model M --input-size N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import train_test_model as ttm  # noqa: E402
+
+CLASSES = ("circle", "square", "triangle")
+
+
+def make_dataset(root: Path, per_class: int, seed: int = 5) -> None:
+    rng = np.random.default_rng(seed)
+    for i in range(per_class):
+        for label, name in enumerate(CLASSES):
+            (root / name).mkdir(parents=True, exist_ok=True)
+            image = ttm.make_image(label, rng, None, variant="shapes" if i % 3 == 0 else "colours")
+            cv2.imwrite(str(root / name / f"{i:04d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def end_to_end(args, dataset: Path, out: Path) -> dict:
+    from edgeclass.model.train.trainer import TrainOptions, train
+
+    options = TrainOptions(dataset=dataset, model=args.model, weights=args.weights, random_init=args.weights is None,
+                           input_size=args.input_size, output=out)
+    t0 = time.perf_counter()
+    report = train(options)
+    total = time.perf_counter() - t0
+    print(f"\n== edgeclass train (probe) on {len(CLASSES) * args.per_class} images, {len(os.sched_getaffinity(0))} cores, "
+          f"{args.model} {'random-init' if args.weights is None else args.weights.name}")
+    for stage, seconds in report.seconds.items():
+        print(f"  {stage:<10} {seconds:7.1f} s")
+    print(f"  {'total':<10} {total:7.1f} s   (goal <= 120 s; load average now {os.getloadavg()[0]:.1f})")
+    gate = report.report["int8"] or {}
+    print(f"  INT8 kept: {gate.get('kept')} ({gate.get('method')}); held-out accuracy {report.report['heldout']['accuracy'] * 100:.1f}% "
+          f"({report.report['evaluated_precision']}); temperature {report.report['calibration']['temperature']:.3f}")
+    return report.report
+
+
+def same_features(args, dataset: Path):
+    """Backbone features of the split `train` uses, through the library's own pieces."""
+    from edgeclass.model.export import torch_to_ov
+    from edgeclass.model.train.backbone import load_backbone
+    from edgeclass.model.train.dataset import scan
+    from edgeclass.model.train.features import compile_f32, run_over
+    from edgeclass.model.train.graft import features_model
+
+    ds = scan(dataset)
+    bb = load_backbone(args.model, args.weights, args.weights is None, 0, args.input_size)
+    compiled = compile_f32(features_model(torch_to_ov(bb.model, bb.preprocess)))
+    tr = run_over(compiled, [s.path for s in ds.train], bb.preprocess)
+    he = run_over(compiled, [s.path for s in ds.heldout], bb.preprocess)
+    target = {s.path: s.target for s in ds.train + ds.heldout}
+    return tr.values, np.array([target[p] for p in tr.paths]), he.values, np.array([target[p] for p in he.paths])
+
+
+def torch_head(x_tr, y_tr, x_he, epochs: int = 500, weight_decay: float = 1e-3) -> np.ndarray:
+    import torch
+
+    torch.manual_seed(0)
+    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6
+    xt = torch.as_tensor((x_tr - mean) / std, dtype=torch.float32)
+    xh = torch.as_tensor((x_he - mean) / std, dtype=torch.float32)
+    yt = torch.as_tensor(y_tr)
+    linear = torch.nn.Linear(xt.shape[1], int(y_tr.max()) + 1)
+    opt = torch.optim.Adam(linear.parameters(), lr=1e-2, weight_decay=weight_decay)
+    for _ in range(epochs):
+        loss = torch.nn.functional.cross_entropy(linear(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return linear(xh).numpy().astype(np.float64)
+
+
+def compare_heads(args, dataset: Path) -> None:
+    from edgeclass.model.train import head as heads
+
+    x_tr, y_tr, x_he, y_he = same_features(args, dataset)
+    t0 = time.perf_counter()
+    sk = heads.fit_logistic(x_tr, y_tr, len(CLASSES)).logits(x_he).astype(np.float64)
+    t_sk = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pt = torch_head(x_tr, y_tr, x_he)
+    t_pt = time.perf_counter() - t0
+    print(f"\n== linear head on the same {x_tr.shape[0]} x {x_tr.shape[1]} features, {len(y_he)} held-out images")
+    for name, logits, seconds in (("scikit-learn LogisticRegression (train)", sk, t_sk),
+                                  ("PyTorch nn.Linear, Adam 500 full-batch epochs", pt, t_pt)):
+        acc = (logits.argmax(1) == y_he).mean()
+        print(f"  {name:<48} accuracy {acc * 100:5.1f}%  NLL {heads.nll(logits, y_he):.3f}  fit {seconds:.2f} s")
+    print(f"  accuracy ratio sklearn / torch: {(sk.argmax(1) == y_he).mean() / max((pt.argmax(1) == y_he).mean(), 1e-9):.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--per-class", type=int, default=200)
+    ap.add_argument("--model", default="mobilevitv2_075.cvnets_in1k")
+    ap.add_argument("--weights", type=Path, default=None)
+    ap.add_argument("--input-size", type=int, default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="edgeclass-bench-train-") as tmp:
+        dataset = Path(tmp) / "dataset"
+        make_dataset(dataset, args.per_class)
+        end_to_end(args, dataset, Path(tmp) / "model")
+        compare_heads(args, dataset)
+
+
+if __name__ == "__main__":
+    main()
