@@ -11,6 +11,7 @@ import numpy as np
 import openvino as ov
 
 from edgeclass.errors import ModelError, UsageError
+from edgeclass.model.export import read_ir
 from edgeclass.model.modeldir import ModelDir
 from edgeclass.model.modelinfo import ModelMetadata, read_metadata
 from edgeclass.results import Prediction
@@ -47,7 +48,10 @@ def compile_config(core: ov.Core, options: EngineOptions, precision: str) -> dic
     if hint:
         config["INFERENCE_PRECISION_HINT"] = hint
     if options.threads:
+        # --threads shares the box: at most N inference threads, and no pinning, or several
+        # processes each pin their threads to the same first cores (OpenVINO #32444)
         config["INFERENCE_NUM_THREADS"] = str(options.threads)
+        config["ENABLE_CPU_PINNING"] = "NO"
     if options.cache_dir is not None:
         config["CACHE_DIR"] = str(options.cache_dir)
     return config
@@ -61,10 +65,7 @@ class Classifier:
         self.model_dir = model_dir
         self.precision = options.precision or model_dir.default_precision()
         self.xml = model_dir.xml_for(self.precision)
-        try:
-            model = self.core.read_model(self.xml)
-        except RuntimeError as exc:
-            raise ModelError(f"cannot read {self.xml}: {str(exc).splitlines()[0]}") from exc
+        model = read_ir(self.core, self.xml)
         self.metadata: ModelMetadata = read_metadata(model)
         # edgeclass infers one image per request: a static batch of 1 lets the CPU plugin use
         # its static-shape kernels (the IR keeps a dynamic batch for other users).
@@ -105,7 +106,19 @@ class Classifier:
         return np.asarray(self.compiled(batch)[0])
 
     def predictions(self, probs: np.ndarray, top_k: int) -> tuple[Prediction, ...]:
+        if isinstance(probs, InferenceFailure):
+            raise probs
         return top_k_predictions(probs, top_k, self.labels)
+
+
+class InferenceFailure(Exception):
+    """What a request returns instead of probabilities when OpenVINO failed on that input; the
+    pipeline turns it into an ``error`` row (:meth:`Classifier.predictions` raises it)."""
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 class RequestPool:
@@ -127,8 +140,11 @@ class RequestPool:
 
     def _collect(self):
         request, tag = self._inflight.popleft()
-        request.wait()
-        out = request.get_output_tensor(0).data[0].copy()
+        try:
+            request.wait()
+            out = request.get_output_tensor(0).data[0].copy()
+        except RuntimeError as exc:  # this input's row says so; the run goes on
+            out = InferenceFailure(_first_line(exc))
         self._free.append(request)
         return tag, out
 
@@ -138,7 +154,12 @@ class RequestPool:
         if not self._free:
             done.append(self._collect())
         request = self._free.pop()
-        request.start_async({0: batch})
+        try:
+            request.start_async({0: batch})
+        except RuntimeError as exc:
+            self._free.append(request)
+            done.append((tag, InferenceFailure(_first_line(exc))))
+            return done
         self._inflight.append((request, tag))
         return done
 

@@ -17,10 +17,12 @@ class Status(str, enum.Enum):
     UNREADABLE = "unreadable"  # permissions, symlink loop, not a regular file, I/O error
     EMPTY = "empty"  # zero bytes
     CORRUPT = "corrupt"  # not an image, truncated, undecodable
+    UNSUPPORTED = "unsupported"  # a real image in a format OpenCV cannot decode (HEIC/HEIF, AVIF)
     TOO_LARGE = "too_large"  # over --max-pixels (decompression bomb) or the byte limit
     STREAM_ERROR = "stream_error"  # a video/stream could not be opened or broke
     TIMEOUT = "timeout"  # a live source did not answer in time
     EOF = "eof"  # a live stream ended and did not come back
+    FROZEN = "frozen"  # a live source repeated the same picture for --frozen-after seconds
     ERROR = "error"  # unexpected failure while classifying this input
 
     def __str__(self) -> str:  # csv module writes str(value)
@@ -56,6 +58,7 @@ class RunCounts:
 
     by_status: dict[str, int] = field(default_factory=dict)
     skipped_resume: int = 0
+    live_health: Callable[[], dict[str, dict]] | None = None  # set when live sources are read
 
     def add(self, result: Result) -> None:
         key = result.status.value
@@ -83,3 +86,8 @@ class WorkItem:
     frame: int | None = None
     timestamp_ms: float | None = None
     tag: Any = None  # opaque, handed back with the result (resume bookkeeping)
+
+
+# top1_label of a prediction whose score is below `run --min-score` (the threshold `edgeclass
+# train` stores in the IR); `edgeclass train` refuses a class of this name
+UNKNOWN_LABEL = "unknown"

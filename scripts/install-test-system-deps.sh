@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the live-stream tests need: GStreamer's RTSP server (gst-rtsp-server via
+# Debian packages the video and live-stream tests need: ffmpeg (x264 test videos, HLS
+# playlists), GStreamer's RTSP server (gst-rtsp-server via
 # PyGObject, run with Debian's /usr/bin/python3) and the x264 encoder. Installs only what is
 # missing; needs root (or sudo). Tests that need them skip with a reason when absent.
 set -euo pipefail
-PKGS="gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools"
+PKGS="ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools"
+# headless Chromium: tests/test_train.py renders report.html in a real browser (--dump-dom, --screenshot)
+PKGS="$PKGS chromium"
+# jpegtran: tests/test_hostile.py makes an arithmetic-coded JPEG (scripts/make_hostile_corpus.py)
+PKGS="$PKGS libjpeg-turbo-progs"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,5 +1,11 @@
-"""Live test sources on 127.0.0.1: a GStreamer RTSP server process, an MJPEG-over-HTTP server
-thread, and a TCP port that accepts connections but never answers."""
+"""Test media and live test sources on 127.0.0.1.
+
+* Videos encoded with x264 through FFmpeg's libraries (PyAV): frames carrying their own index as
+  a barcode (so the frame a reader returns can be identified exactly, also after seeking), and
+  videos made of class images (so rows can be checked label by label).
+* Live sources: a GStreamer RTSP server process, MJPEG-over-HTTP servers (normal, flooding,
+  dying, frozen), a live HLS server (FFmpeg-written segments, a playlist that grows with the
+  clock), and a TCP port that accepts connections but never answers."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -83,20 +90,30 @@ def mjpeg_frame(i: int) -> bytes:
 
 
 @contextlib.contextmanager
-def mjpeg_server(fps: float = 10.0, frames: int = 1000):
-    """multipart/x-mixed-replace MJPEG over HTTP, as IP cameras serve it."""
+def mjpeg_server(fps: float | None = 10.0, frames: int = 1000, frame_at: Callable[[int], bytes] = mjpeg_frame,
+                 connections: int | None = None):
+    """multipart/x-mixed-replace MJPEG over HTTP, as IP cameras serve it. ``fps=None`` floods
+    (as fast as the socket takes them); after ``frames`` frames the connection closes; after
+    ``connections`` connections the server answers 503 (a camera that died)."""
+    served = [0]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
+            served[0] += 1
+            if connections is not None and served[0] > connections:
+                self.send_error(503)
+                return
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
             try:
                 for i in range(frames):
-                    data = mjpeg_frame(i)
+                    data = frame_at(i)
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
                     self.wfile.write(f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
-                    time.sleep(1.0 / fps)
+                    if fps:
+                        time.sleep(1.0 / fps)
+                self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -124,3 +141,124 @@ def silent_port():
         yield s.getsockname()[1]
     finally:
         s.close()
+
+
+# ----------------------------------------------------------------------------- generated videos
+BITS = 10  # barcode bits: frame indices up to 1023
+
+
+def coded_frame(i: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """A BGR frame whose top half is frame index ``i`` as a black/white barcode (survives x264)."""
+    w, h = size
+    img = np.full((h, w, 3), 90, np.uint8)
+    bar = w // BITS
+    for b in range(BITS):
+        if (i >> b) & 1:
+            img[: h // 2, b * bar:(b + 1) * bar] = 255
+        else:
+            img[: h // 2, b * bar:(b + 1) * bar] = 0
+    img[h // 2:, :, 1] = (i * 7) % 256  # and a colour that moves
+    return img
+
+
+def read_code(bgr: np.ndarray) -> int:
+    """The frame index a :func:`coded_frame` carries (from a decoded frame at full size)."""
+    h, w = bgr.shape[:2]
+    bar = w // BITS
+    top = bgr[h // 8: 3 * h // 8].mean(axis=2)
+    return sum(1 << b for b in range(BITS) if top[:, b * bar + bar // 4: (b + 1) * bar - bar // 4].mean() > 128)
+
+
+def encode_video(path: Path, frames, fps: int = 25, gop: int = 50, bframes: int = 2, fmt: str | None = None,
+                 options: dict | None = None) -> Path:
+    """Encode BGR frames with x264 (FFmpeg's libraries through PyAV): a fixed GOP (no scene-cut
+    key frames), B-frames, yuv420p: what cameras and recorders write."""
+    import av
+
+    with av.open(str(path), "w", format=fmt, options=options or {}) as out:
+        stream = None
+        for bgr in frames:
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.width, stream.height = bgr.shape[1], bgr.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": str(bframes),
+                                  "crf": "12", "preset": "veryfast"}
+            for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def coded_video(path: Path, n: int, fps: int = 25, gop: int = 50) -> Path:
+    return encode_video(path, (coded_frame(i) for i in range(n)), fps, gop)
+
+
+# ----------------------------------------------------------------------------- live HLS
+@contextlib.contextmanager
+def live_hls_server(folder: Path, window: int = 6, start_segments: int = 3):
+    """Serve FFmpeg-written HLS segments in ``folder`` (``index.m3u8`` + ``.ts``) as a *live*
+    stream: the playlist grows by one segment per segment duration of wall time (a sliding
+    window, no end marker until the last segment), as cameras and encoders publish it."""
+    lines = (folder / "index.m3u8").read_text().splitlines()
+    segments = []  # (duration, name)
+    for i, line in enumerate(lines):
+        if line.startswith("#EXTINF:"):
+            segments.append((float(line[8:].split(",")[0]), lines[i + 1].strip()))
+    target = max(1, round(max(d for d, _ in segments)))
+    t0 = time.monotonic()
+
+    def playlist() -> bytes:
+        elapsed = time.monotonic() - t0
+        k, acc = start_segments, 0.0
+        while k < len(segments) and acc + segments[k][0] <= elapsed:  # one more per segment of wall time
+            acc += segments[k][0]
+            k += 1
+        first = max(0, k - window)
+        out = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{target}", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+        for d, name in segments[first:k]:
+            out += [f"#EXTINF:{d:.6f},", name]
+        if k == len(segments):
+            out.append("#EXT-X-ENDLIST")
+        return ("\n".join(out) + "\n").encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            name = self.path.rsplit("/", 1)[-1]
+            if name.endswith(".m3u8"):
+                body, ctype = playlist(), "application/vnd.apple.mpegurl"
+            elif (folder / name).is_file() and name.endswith(".ts"):
+                body, ctype = (folder / name).read_bytes(), "video/mp2t"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/live/index.m3u8"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def write_hls(folder: Path, frames, fps: int = 10, segment_s: int = 1) -> Path:
+    """HLS segments + a VOD playlist written by FFmpeg's HLS muxer (x264, one GOP per segment)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return encode_video(folder / "index.m3u8", frames, fps, gop=fps * segment_s, bframes=0, fmt="hls",
+                        options={"hls_time": str(segment_s), "hls_list_size": "0", "hls_playlist_type": "vod",
+                                 "hls_segment_filename": str(folder / "seg%03d.ts")})

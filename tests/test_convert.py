@@ -29,14 +29,21 @@ def test_hub_path_offline_cache(tmp_path, offline_env):
     pp = meta.preprocess
     assert (pp.input_size, pp.crop_pct, pp.interpolation, pp.mean, pp.std, pp.channel_order) == (
         (256, 256), 0.888, "bicubic", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "RGB")
+    assert pp.input_channel_order == "BGR"  # OpenCV's order; the swap to RGB is inside the graph
     assert meta.versions["openvino"] == ov.get_version()
     assert "edgeclass" in meta.versions and "timm" in meta.versions
     assert meta.num_params == 1_370_593
     model = ov.Core().read_model(out / "model_fp32.xml")
     # Model API keys, a u8 NHWC input with a dynamic batch, softmax probabilities out
-    assert model.get_rt_info(["model_info", "model_type"]).astype(str) == "Classification"
-    assert model.get_rt_info(["model_info", "scale_values"]).astype(str) == "255 255 255"
-    assert len(model.get_rt_info(["model_info", "labels"]).astype(str).split(" ")) == 1000
+    info = {key: model.get_rt_info(["model_info", key]).astype(str) for key in model.get_rt_info()["model_info"]}
+    assert info["model_type"] == "Classification"
+    # normalisation and the BGR->RGB swap are in the graph: Model API must add neither
+    assert (info["mean_values"], info["scale_values"], info["reverse_input_channels"]) == ("0 0 0", "1 1 1", "False")
+    assert (info["embedded_processing"], info["resize_type"], info["orig_height"], info["orig_width"]) == (
+        "False", "crop", "256", "256")
+    assert (info["topk"], info["output_raw_scores"], info["multilabel"]) == ("5", "True", "False")
+    labels = info["labels"].split()  # as Model API splits them
+    assert len(labels) == 1000 and labels[281] == "tabby,_tabby_cat" and meta.labels[281] == "tabby, tabby cat"
     assert model.inputs[0].get_element_type() == ov.Type.u8
     assert str(model.inputs[0].get_partial_shape()) == "[?,256,256,3]"
     assert "INT8 skipped" in r.stderr and "--no-int8" in r.stderr
@@ -63,8 +70,10 @@ def test_finetuned_checkpoint_class_count_and_labels(trained_model_dir, trained_
     assert meta.weights_origin.startswith("file:") and "sha256:" in meta.weights_origin
     assert meta.preprocess.input_size == (64, 64)  # --input-size beats the model's 256
     assert meta.preprocess.crop_pct == 0.875
-    out = ov.Core().read_model(trained_model_dir / "model_fp32.xml").outputs[0]
-    assert str(out.get_partial_shape()) == "[?,4]"
+    model = ov.Core().read_model(trained_model_dir / "model_fp32.xml")
+    assert str(model.outputs[0].get_partial_shape()) == "[?,4]"
+    # Model API's top-k fails when k exceeds the class count
+    assert model.get_rt_info(["model_info", "topk"]).astype(str) == "4"
 
 
 def test_labels_count_must_match(tmp_path, trained_dir):

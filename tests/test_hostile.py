@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import tempfile
 import zlib
@@ -18,6 +19,8 @@ from edgeclass.media.decode import DecodeOptions, ImageReadError, decode_image, 
 from edgeclass.media.inputs import expand_inputs
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.results import Status
+from edgeclass.run.output.columns import source_to_path
+from make_hostile_corpus import make_corpus
 
 PP = PreprocessConfig(input_size=(64, 64), crop_pct=0.875)
 
@@ -102,7 +105,7 @@ def test_every_hostile_file_is_a_row(hostile, trained_model_dir, tmp_path):
     assert r.returncode == 1, r.stderr  # some inputs failed
     assert "Traceback" not in r.stderr
     rows = read_csv(out)
-    got = {os.path.basename(row["source"]): row for row in rows}
+    got = {os.path.basename(source_to_path(row["source"])): row for row in rows}
     assert set(got) == set(expect)  # nothing skipped silently, nothing extra
     for name, status in expect.items():
         assert got[name]["status"] == status, (name, got[name])
@@ -110,8 +113,10 @@ def test_every_hostile_file_is_a_row(hostile, trained_model_dir, tmp_path):
     assert "pixels" in got["bomb.png"]["error"] and "--max-pixels" in got["bomb.png"]["error"]
     assert got["broken-link.jpg"]["error"] == "broken symlink"
     assert got["loop.jpg"]["error"] == "symlink loop"
-    # the non-UTF-8 name is written as its original bytes, so the row names the real file
-    assert os.path.exists(got["non-utf8-\udcff.jpg"]["source"])
+    # the non-UTF-8 name is written with a reversible escape (the CSV stays valid UTF-8)
+    assert os.path.basename(next(r["source"] for r in rows if "non-utf8" in r["source"])) == "non-utf8-\\xff.jpg"
+    assert os.path.exists(source_to_path(next(r["source"] for r in rows if "non-utf8" in r["source"])))
+    out.read_bytes().decode("utf-8")  # strict: no raw bytes
 
 
 def test_users_files_are_not_modified(hostile, trained_model_dir):
@@ -184,3 +189,56 @@ def test_unreadable_permissions(tmp_path):
         for p in d.iterdir():
             p.unlink()
         d.rmdir()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict[str, tuple[str, str]]]:
+    d = tmp_path_factory.mktemp("corpus")
+    return d, make_corpus(d)
+
+
+def test_hostile_corpus_statuses(corpus, trained_model_dir, tmp_path):
+    """Every file of scripts/make_hostile_corpus.py gets its expected status (files named one by
+    one, so .gif/.heic are read too); valid-but-odd files are classified."""
+    d, expected = corpus
+    out = tmp_path / "out.csv"
+    files = [str(d / name) for name in sorted(expected)]
+    r = run_cli("run", *files, "--model", str(trained_model_dir), "-o", str(out), "-k", "1", timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    rows = read_csv(out)
+    assert [row["source"] for row in rows] == files  # one row each, in order
+    for row in rows:
+        status, message = expected[os.path.basename(row["source"])]
+        assert (row["status"], message in row["error"]) == (status, True), row
+        if status == "ok":
+            assert row["top1_label"] in ("circle", "square", "triangle", "stripes")
+
+
+def test_motion_photo_is_the_jpeg_before_the_trailer(corpus):
+    """The MP4 after a motion photo's JPEG changes nothing: same tensor as the bare JPEG."""
+    d, _ = corpus
+    data = (d / "motion_photo.jpg").read_bytes()
+    end = data.index(b"ftypmp42") - 4
+    bare = decode_image(data[:end], PP, DecodeOptions())
+    assert np.array_equal(decode_image(data, PP, DecodeOptions()), bare)
+    assert np.array_equal(decode_image((d / "camera_trailer.jpg").read_bytes(), PP, DecodeOptions()), bare)
+
+
+def test_opencv_pixel_limit_follows_max_pixels(corpus, trained_model_dir):
+    """A format whose header edgeclass does not parse (PPM) is refused by OpenCV's own limit,
+    which `run` sets from --max-pixels before OpenCV starts."""
+    d, _ = corpus
+    r = run_cli("run", str(d / "bomb.ppm"), "--model", str(trained_model_dir), "--max-pixels", "1000000000")
+    assert read_csv(r.stdout)[0]["status"] == "corrupt"  # allowed by the limit, then too short to decode
+    r = run_cli("run", str(d / "bomb.ppm"), "--model", str(trained_model_dir), "--max-pixels", "800000000")
+    row = read_csv(r.stdout)[0]
+    assert row["status"] == "too_large" and "800000000" in row["error"]
+
+
+@pytest.mark.skipif(shutil.which("jpegtran") is None, reason="needs jpegtran (scripts/install-test-system-deps.sh)")
+def test_arithmetic_jpeg_decodes_like_huffman(corpus):
+    d, expected = corpus
+    assert expected["arithmetic.jpg"] == ("ok", "")
+    a = decode_image((d / "arithmetic.jpg").read_bytes(), PP, DecodeOptions())
+    assert np.array_equal(a, decode_image((d / "motion_photo.jpg").read_bytes(), PP, DecodeOptions()))

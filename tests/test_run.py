@@ -9,7 +9,7 @@ import openvino as ov
 import pytest
 
 from conftest import read_csv, run_cli
-from edgeclass.run.csvout import header
+from edgeclass.run.output.columns import header
 from edgeclass.engine import Classifier, EngineOptions, compile_config
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_MODEL, EXIT_OK, UsageError
 from edgeclass.model.modeldir import ModelDir

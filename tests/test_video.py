@@ -1,8 +1,11 @@
-"""Video files and live streams with real parts: generated videos, GStreamer's RTSP server,
-an MJPEG-over-HTTP server, a port that never answers, a server killed mid-stream."""
+"""Video files and live streams with real parts: generated videos (x264 with a fixed GOP and
+frames that carry their index), GStreamer's RTSP server, MJPEG-over-HTTP servers (flooding,
+dying, frozen), live HLS from a local HTTP server, a port that never answers, a server killed
+mid-stream."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -15,7 +18,8 @@ import pytest
 
 from conftest import read_csv, run_cli
 from edgeclass.media.video import mask_credentials
-from streams import RtspServer, mjpeg_server, rtsp_available, silent_port
+from streams import (RtspServer, coded_video, encode_video, live_hls_server, mjpeg_frame, mjpeg_server, read_code,
+                     rtsp_available, silent_port, write_hls)
 
 FPS = 10
 N_FRAMES = 35
@@ -86,13 +90,27 @@ def test_videos_images_and_folders_in_one_run(video, trained_model_dir, image_se
     assert "per video / stream" in r.stderr and "clip.mp4" in r.stderr
 
 
+def test_summary_table_only_with_summary_flag(video, trained_model_dir):
+    base = ("run", str(video), "--model", str(trained_model_dir))
+    plain, quiet, asked, quiet_asked = (run_cli(*base, *extra) for extra in ((), ("-q",), ("--summary",),
+                                                                             ("-q", "--summary")))
+    for r in (plain, quiet, asked, quiet_asked):
+        assert r.returncode == 0, r.stderr
+        assert [row["frame"] for row in read_csv(r.stdout)] == ["0", "10", "20", "30"]
+    assert "per video / stream" not in plain.stderr and "done:" in plain.stderr
+    assert quiet.stderr == ""
+    assert "per video / stream" in asked.stderr
+    assert "per video / stream" in quiet_asked.stderr and "done:" not in quiet_asked.stderr
+
+
 def test_unreadable_video_is_a_row(tmp_path, trained_model_dir):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 100)
     r = run_cli("run", str(bad), "--model", str(trained_model_dir))
     assert r.returncode == 1
     rows = read_csv(r.stdout)
-    assert len(rows) == 1 and rows[0]["status"] == "stream_error"
+    # not a video is final (corrupt), not a transient stream_error a resumed run would redo forever
+    assert [(row["status"], row["error"]) for row in rows] == [("corrupt", "not a readable video (unknown format, or cut before its index)")]
 
 
 def test_video_resume_after_kill_redoes_cut_video(tmp_path, trained_model_dir, video):
@@ -113,6 +131,139 @@ def test_video_resume_after_kill_redoes_cut_video(tmp_path, trained_model_dir, v
     assert sorted(frames) == sorted([("clip.mp4", i) for i in range(N_FRAMES)] + [("long.mp4", i) for i in range(600)])
 
 
+# ----------------------------------------------------------------------------- exact frames (x264, GOP 50)
+FPS25, GOP, N_CODED = 25, 50, 300  # 12 s; key frames every 2 s, B-frames
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    return coded_video(tmp_path_factory.mktemp("coded") / "coded.mp4", N_CODED, FPS25, GOP)
+
+
+def _expected(every_s=None, every_frame=None, keyframes=False):
+    """Frame indices a correct reader returns: the first frame at or after each target."""
+    if every_frame:
+        return list(range(0, N_CODED, every_frame))
+    out, k = [], 0
+    while True:
+        i = -(-round(k * every_s * FPS25 * 1000) // 1000)  # ceil(k * every * fps), exact
+        if keyframes:
+            i = -(-i // GOP) * GOP
+        if i >= N_CODED:
+            return sorted(set(out))
+        out.append(i)
+        k += 1
+
+
+@pytest.mark.parametrize("kw, mode", [
+    ({"every_s": 0.52}, "sequential"),  # interval < GOP: decode through, convert samples only
+    ({"every_s": 2.6}, "seek"),  # interval >= GOP: seek to the key frame before each target
+    ({"every_s": 7.0}, "seek"),
+    ({"every_frame": 7}, "sequential"),
+    ({"every_frame": 77}, "seek"),
+    ({"every_s": 1.0, "keyframes": True}, "keyframes"),
+    ({"every_s": 3.0, "keyframes": True}, "keyframes"),
+])
+def test_each_sample_is_the_exact_frame(coded, kw, mode):
+    """The pixels handed on for each sample are the frame the row names (read from the barcode
+    each frame carries), whichever path the file is read by."""
+    import threading
+
+    from edgeclass.media.video import VideoOptions
+    from edgeclass.media.video.files import plan
+    from edgeclass.media.video.reader import AvReader
+
+    options = VideoOptions(**kw)
+    with AvReader(str(coded), options, live=False) as reader:
+        chosen, samples = plan(reader, options, threading.Event())
+        got = [(s.index, round(s.time_s * 1000, 1), read_code(s.frame.pixels()())) for s in samples]
+    assert chosen == mode
+    expected = _expected(kw.get("every_s"), kw.get("every_frame"), kw.get("keyframes", False))
+    assert [g[0] for g in got] == expected
+    assert [g[2] for g in got] == expected  # the barcode in the pixels: the frame itself
+    assert [g[1] for g in got] == [i * 40.0 for i in expected]  # media time of that frame
+
+
+def test_range_items_give_the_rows_of_the_whole_file(coded):
+    """A piece of a file (another box's share) yields exactly that span's samples."""
+    import threading
+
+    from edgeclass.media.inputs import Source
+    from edgeclass.media.preprocess import PreprocessConfig
+    from edgeclass.media.video import VideoOptions, duration_ms, file_items, range_items
+
+    pp = PreprocessConfig(input_size=(32, 32), crop_pct=1.0)
+    src = Source(str(coded), "video")
+    for options in (VideoOptions(every_s=0.4), VideoOptions(every_s=2.4)):
+        whole = [(it.frame, it.timestamp_ms) for it in file_items(src, pp, options, threading.Event(), set())]
+        pieces = [(it.frame, it.timestamp_ms) for start, end in ((0, 4800), (4800, 9600), (9600, None))
+                  for it in range_items(src, pp, options, start, end)]
+        assert pieces == whole and len(whole) == len(_expected(options.every_s))
+    assert duration_ms(str(coded)) == pytest.approx(12000, abs=1)
+
+
+def _png_rows(tmp_path, video_path, indices):
+    """Reference frames: the file decoded front to back by the test itself (frames counted in
+    presentation order), saved losslessly as images."""
+    import av
+
+    paths = {}
+    with av.open(str(video_path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in indices:
+                paths[i] = tmp_path / f"ref_{i:04d}.png"
+                cv2.imwrite(str(paths[i]), frame.to_ndarray(format="bgr24"))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def class_video(tmp_path_factory):
+    """4 s at 25 fps, GOP 50: one generated class image per second (circle, square, triangle, stripes)."""
+    import train_test_model
+
+    rng = np.random.default_rng(7)
+    images = [cv2.cvtColor(train_test_model.make_image(c, rng, (240, 320)), cv2.COLOR_RGB2BGR) for c in range(4)]
+    path = tmp_path_factory.mktemp("classes") / "classes.mp4"
+    return encode_video(path, (images[i // 25] for i in range(100)), FPS25, GOP)
+
+
+@pytest.mark.parametrize("args, frames, tolerance", [
+    (("--every", "0.4", "--full-decode"), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90], 1e-5),
+    (("--every", "2.2", "--full-decode"), [0, 55], 1e-5),  # seeking
+    (("--keyframes", "--full-decode"), [0, 50], 1e-5),
+    # default: converted at reduced scale (area) + the fast resize, like DCT-scaled JPEGs
+    (("--every", "0.4"), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90], 0.05),
+])
+def test_video_rows_match_the_same_frames_as_images(class_video, trained_model_dir, tmp_path, args, frames,
+                                                    tolerance):
+    """Each row's label and score are those `edgeclass run` gives the same frame as an image file
+    (one preprocessing path, the right frame, colours in the right order)."""
+    refs = _png_rows(tmp_path, class_video, set(frames))
+    r = run_cli("run", str(class_video), *map(str, refs.values()), "--model", str(trained_model_dir), *args,
+                "--top-k", "4")
+    assert r.returncode == 0, r.stderr
+    rows = read_csv(r.stdout)
+    video_rows = [row for row in rows if row["source"] == str(class_video)]
+    by_png = {row["source"]: row for row in rows if row["source"].endswith(".png")}
+    assert [int(row["frame"]) for row in video_rows] == frames
+    assert [float(row["timestamp_ms"]) for row in video_rows] == [i * 40.0 for i in frames]
+    for row in video_rows:
+        ref = by_png[str(refs[int(row["frame"])])]
+        assert row["status"] == ref["status"] == "ok"
+        if tolerance < 1e-3:  # (near ties may swap on the reduced path; its probabilities are checked)
+            assert row["top1_label"] == ref["top1_label"], (row["frame"], row["top1_label"], ref["top1_label"])
+        # the same pixels through the same preprocessing: the same probabilities for all 4 classes
+        scores = {row[f"top{k}_label"]: float(row[f"top{k}_score"]) for k in range(1, 5)}
+        ref_scores = {ref[f"top{k}_label"]: float(ref[f"top{k}_score"]) for k in range(1, 5)}
+        assert scores == pytest.approx(ref_scores, abs=tolerance)
+
+
+def test_keyframes_with_every_frame_is_a_usage_error(video, trained_model_dir):
+    r = run_cli("run", str(video), "--model", str(trained_model_dir), "--keyframes", "--every-frame", "5")
+    assert r.returncode == 2
+    assert "--keyframes" in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
+
+
 # ----------------------------------------------------------------------------- live sources
 needs_rtsp = pytest.mark.skipif(rtsp_available() is not None, reason=str(rtsp_available()))
 
@@ -124,6 +275,7 @@ def rtsp():
     server.kill()
 
 
+@pytest.mark.stream
 @needs_rtsp
 def test_rtsp_stream(rtsp, trained_model_dir):
     url = rtsp.url.replace("rtsp://", "rtsp://viewer:s3cret@")
@@ -139,6 +291,7 @@ def test_rtsp_stream(rtsp, trained_model_dir):
     assert "s3cret" not in r.stdout + r.stderr
 
 
+@pytest.mark.stream
 @needs_rtsp
 def test_rtsp_tcp_option(rtsp, trained_model_dir):
     r = run_cli("run", rtsp.url, "--model", str(trained_model_dir), "--max-frames", "2", "--every", "0.1",
@@ -147,6 +300,7 @@ def test_rtsp_tcp_option(rtsp, trained_model_dir):
     assert len(read_csv(r.stdout)) == 2
 
 
+@pytest.mark.stream
 @needs_rtsp
 def test_server_killed_midstream_ends_with_status(rtsp, trained_model_dir, tmp_path):
     out = tmp_path / "out.csv"
@@ -169,6 +323,7 @@ def test_server_killed_midstream_ends_with_status(rtsp, trained_model_dir, tmp_p
     assert "reconnecting" in err
 
 
+@pytest.mark.stream
 @needs_rtsp
 def test_reconnects_when_server_comes_back(trained_model_dir, tmp_path):
     server = RtspServer().start()
@@ -196,6 +351,7 @@ def test_reconnects_when_server_comes_back(trained_model_dir, tmp_path):
     assert proc.returncode == 0, err
 
 
+@pytest.mark.stream
 def test_url_that_never_answers_ends_within_open_timeout(trained_model_dir, image_sets):
     with silent_port() as port:
         t0 = time.monotonic()
@@ -211,9 +367,118 @@ def test_url_that_never_answers_ends_within_open_timeout(trained_model_dir, imag
     assert sum(1 for row in rows if row["status"] == "ok") == 12
 
 
+@pytest.mark.stream
 def test_mjpeg_over_http(trained_model_dir):
     with mjpeg_server() as url:
         r = run_cli("run", url, "--model", str(trained_model_dir), "--max-frames", "3", "--every", "0.1", timeout=60)
     assert r.returncode == 0, r.stderr
     rows = read_csv(r.stdout)
     assert len(rows) == 3 and all(row["status"] == "ok" and row["source"] == url for row in rows)
+
+
+# ----------------------------------------------------------------------------- live: flood, death, freeze, HLS
+def _live_rows(rows, url):
+    return [row for row in rows if row["source"] == url]
+
+
+@pytest.mark.stream
+def test_one_camera_floods_one_dies(tmp_path, trained_model_dir):
+    """A flooding camera cannot push out another camera's frames or its final status row; the
+    dead camera's rows are exact, --max-frames counts rows written, and the exit code is 1."""
+    dying_frame = mjpeg_frame(3)
+    ref = tmp_path / "dying_frame.jpg"
+    ref.write_bytes(dying_frame)
+    health_json = tmp_path / "run.json"
+    with mjpeg_server(fps=None, frames=10**7) as flood, \
+            mjpeg_server(fps=10, frames=1, frame_at=lambda i: dying_frame, connections=1) as dying:
+        r = run_cli("run", flood, dying, str(ref), "--model", str(trained_model_dir), "--every", "0.001",
+                    "--max-frames", "40", "--reconnects", "0", "--summary-json", str(health_json), timeout=120)
+    assert r.returncode == 1, r.stderr
+    rows = read_csv(r.stdout)
+    flood_rows, dead_rows = _live_rows(rows, flood), _live_rows(rows, dying)
+    assert len(rows) == len(flood_rows) + len(dead_rows) + 1
+    assert [row["status"] for row in flood_rows] == ["ok"] * 40  # exactly --max-frames rows
+    frames = [int(row["frame"]) for row in flood_rows]
+    assert frames == sorted(set(frames))  # newest kept, in order; gaps are dropped stale frames
+    assert [(row["frame"], row["status"]) for row in dead_rows] == [("0", "ok"), ("", "eof")]
+    assert "gave up after 0 reconnect attempts" in dead_rows[1]["error"]
+    image_row = next(row for row in rows if row["source"] == str(ref))
+    assert dead_rows[0]["top1_label"] == image_row["top1_label"]  # the camera's picture, classified
+    assert float(dead_rows[0]["top1_score"]) == pytest.approx(float(image_row["top1_score"]), abs=0.05)
+    health = json.loads(health_json.read_text())["health"]
+    assert health[flood]["rows"] == 40 and health[flood]["state"] == "finished"
+    assert health[flood]["frames_read"] >= health[flood]["frames_sampled"] >= 40 + health[flood]["dropped"]
+    assert health[dying]["rows"] == 1 and health[dying]["state"] == "failed" and health[dying]["frames_read"] == 1
+    assert health[dying]["last_frame_age_s"] >= 0
+
+
+@pytest.mark.stream
+def test_frozen_stream_is_a_status(tmp_path, trained_model_dir):
+    """A camera repeating one picture gets one `frozen` row and is not classified meanwhile; a
+    moving camera in the same run gets none."""
+    health_json = tmp_path / "run.json"
+    with mjpeg_server(fps=10, frame_at=lambda i: mjpeg_frame(min(i, 3))) as frozen, \
+            mjpeg_server(fps=10) as moving:
+        r = run_cli("run", frozen, moving, "--model", str(trained_model_dir), "--every", "0.1", "--frozen-after", "1",
+                    "--duration", "3", "--summary-json", str(health_json), timeout=120)
+    assert r.returncode == 1, r.stderr
+    rows = read_csv(r.stdout)
+    statuses = [row["status"] for row in _live_rows(rows, frozen)]
+    assert statuses[-1] == "frozen" and statuses[:-1] == ["ok"] * (len(statuses) - 1) and len(statuses) >= 5
+    assert _live_rows(rows, frozen)[-1]["error"] == "same picture for 1s"
+    assert {row["status"] for row in _live_rows(rows, moving)} == {"ok"} and len(_live_rows(rows, moving)) >= 10
+    health = json.loads(health_json.read_text())["health"]
+    assert (health[frozen]["frozen"], health[moving]["frozen"]) == (1, 0)
+    assert health[frozen]["frames_sampled"] > health[frozen]["rows"] == len(statuses) - 1  # frozen: not classified
+
+
+@pytest.mark.stream
+def test_live_hls_from_a_local_server(tmp_path, trained_model_dir):
+    """HLS as encoders publish it (FFmpeg-written segments, a playlist that grows with the clock),
+    sampled by the stream's own timestamps, every frame the image it shows."""
+    import train_test_model
+
+    picture = cv2.cvtColor(train_test_model.make_image(0, np.random.default_rng(11), (240, 320)), cv2.COLOR_RGB2BGR)
+    ref = tmp_path / "picture.png"
+    cv2.imwrite(str(ref), picture)
+    write_hls(tmp_path / "hls", (picture for _ in range(100)), fps=10, segment_s=1)
+    with live_hls_server(tmp_path / "hls") as url:
+        r = run_cli("run", url, str(ref), "--model", str(trained_model_dir), "--every", "1", "--max-frames", "3",
+                    timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = read_csv(r.stdout)
+    hls = _live_rows(rows, url)
+    image_row = next(row for row in rows if row["source"] == str(ref))
+    assert [row["frame"] for row in hls] == ["0", "1", "2"]
+    assert all(row["status"] == "ok" and row["top1_label"] == image_row["top1_label"] for row in hls)
+    ts = [float(row["timestamp_ms"]) for row in hls]
+    assert [b - a for a, b in zip(ts, ts[1:])] == [pytest.approx(1000, abs=100)] * 2  # media time, not arrival
+
+
+def test_live_clock_follows_stream_spacing_but_never_runs_ahead():
+    from edgeclass.media.video.live import LiveClock
+
+    clock = LiveClock()
+    t0 = clock.opened
+    # a burst on connect: 3 s of buffered frames arrive within 0.1 s -> pinned to the clock
+    burst = [clock.ms(i * 0.1, t0 + 0.5 + i * 0.003) for i in range(30)]
+    assert burst[0] == pytest.approx(500) and max(burst) <= 500 + 30 * 3 + 1e-6
+    # then frames in real time: the stream's own 100 ms spacing, even when they arrive in clumps
+    later = [clock.ms(3.0 + i * 0.1, t0 + 1.6 + (i // 10) * 1.0) for i in range(20)]
+    assert [round(b - a, 6) for a, b in zip(later, later[1:])] == [100.0] * 19
+    assert all(t <= (1.6 + (i // 10)) * 1000 + 1e-6 for i, t in enumerate(later))
+    # timestamps that jump back (a reconnect, an RTCP resync) never make time go backwards
+    assert clock.ms(0.0, t0 + 3.7) >= later[-1]
+
+
+def test_frozen_detector_needs_the_same_picture_for_the_whole_delay():
+    from edgeclass.media.video.live import FrozenDetector
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 200, (30, 40)).astype(np.int16)
+    noisy = FrozenDetector(after_s=2.0)  # a static scene with sensor noise is not frozen
+    assert [noisy.update(scene + rng.integers(-3, 4, scene.shape), t * 0.5) for t in range(20)] == [None] * 20
+    frozen = FrozenDetector(after_s=2.0)
+    events = [frozen.update(scene, t * 0.5) for t in range(8)] + [frozen.update(scene + 40, 4.0)]
+    assert events == [None, None, None, None, "frozen", None, None, None, "recovered"]
+    assert FrozenDetector(after_s=0).update(scene, 0) is None and FrozenDetector(after_s=0).update(scene, 99) is None

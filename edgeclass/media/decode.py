@@ -1,7 +1,8 @@
 """Read and decode image files into model-ready tensors, turning every failure into a status.
 
-This is the single path from a file on disk to the ``uint8`` RGB crop the IR takes: ``run``,
-calibration and validation all call :func:`load_image_tensor`.
+This is the single path from a file on disk to the ``uint8`` crop the IR takes (BGR, as OpenCV
+decodes it; the swap to RGB is inside the IR): ``run``, calibration and validation all call
+:func:`load_image_tensor`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,26 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from edgeclass.media.imageheader import read_header, looks_truncated
-from edgeclass.media.preprocess import PreprocessConfig, fast_resize_and_crop, reduction_factor, resize_and_crop
-from edgeclass.results import Status
-
 DEFAULT_MAX_PIXELS = 100_000_000
+# OpenCV refuses, before allocating, any image of any of its codecs declaring more pixels than
+# this (read once, when OpenCV starts: so it is set before cv2 is imported). It backs up our own
+# header checks for formats whose size we do not parse. `edgeclass run` sets it from
+# --max-pixels (imageheader.set_opencv_pixel_limit) before anything imports cv2.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edgeclass.media.imageheader import TRUNCATED, image_end, read_header  # noqa: E402
+from edgeclass.media.preprocess import (
+    PreprocessConfig,
+    fast_resize_and_crop,
+    reduction_factor,
+    resize_and_crop,
+    to_input_order,
+)
+from edgeclass.results import Status  # noqa: E402
+
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -47,22 +60,9 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
     Opened with O_NONBLOCK and checked with fstat first, so a FIFO or device that happens to
     carry an image extension cannot block the run.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        kind = "broken symlink" if os.path.islink(path) else "file not found"
-        raise ImageReadError(Status.MISSING, kind) from None
-    except PermissionError:
-        raise ImageReadError(Status.UNREADABLE, "permission denied") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ImageReadError(Status.UNREADABLE, "symlink loop") from None
-        raise ImageReadError(Status.UNREADABLE, exc.strerror or str(exc)) from None
+    fd = open_regular(path)
     try:
         st = os.fstat(fd)
-        if not _is_regular(st.st_mode):
-            what = "is a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise ImageReadError(Status.UNREADABLE, what)
         if st.st_size > max_bytes:
             raise ImageReadError(Status.TOO_LARGE, f"file is {st.st_size} bytes, limit {max_bytes}")
         chunks, total = [], 0
@@ -81,20 +81,49 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
     return b"".join(chunks)
 
 
-def _is_regular(mode: int) -> bool:
-    return stat.S_ISREG(mode)
+def open_regular(path: str | os.PathLike) -> int:
+    """Open a regular file read-only (never blocking on a FIFO or device); OS errors become
+    ``missing`` or ``unreadable``. Used for images, and to check a video file before OpenCV
+    (whose failure would not say why)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        kind = "broken symlink" if os.path.islink(path) else "file not found"
+        raise ImageReadError(Status.MISSING, kind) from None
+    except PermissionError:
+        raise ImageReadError(Status.UNREADABLE, "permission denied") from None
+    except (OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.ELOOP:
+            raise ImageReadError(Status.UNREADABLE, "symlink loop") from None
+        raise ImageReadError(Status.UNREADABLE, getattr(exc, "strerror", None) or str(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as exc:
+        os.close(fd)
+        raise ImageReadError(Status.UNREADABLE, exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "is a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ImageReadError(Status.UNREADABLE, what)
+    return fd
+
+
+def check_readable(path: str | os.PathLike) -> None:
+    """Raise :class:`ImageReadError` (missing, unreadable) unless ``path`` is a readable file."""
+    os.close(open_regular(path))
 
 
 def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
-    """Decode bytes to an ``HxWx3`` RGB ``uint8`` array (EXIF orientation applied)."""
-    return _decode(data, config, options)[0]
+    """Decode bytes to an ``HxWx3`` RGB ``uint8`` array (EXIF orientation applied), for people
+    and tests; the model path keeps OpenCV's BGR (:func:`load_image_tensor`)."""
+    return np.ascontiguousarray(_decode(data, config, options)[0][..., ::-1])
 
 
 def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tuple[np.ndarray, int]:
-    """Decode bytes; also returns the JPEG DCT reduction factor used (1 when none)."""
+    """Decode bytes to BGR; also returns the JPEG DCT reduction factor used (1 when none)."""
     if not data:
         raise ImageReadError(Status.EMPTY, "file is empty (0 bytes)")
-    header = read_header(data[:65536])
+    header = read_header(data)
     if header.pixels is not None:
         if header.width == 0 or header.height == 0:
             raise ImageReadError(Status.CORRUPT, f"{header.format} declares a zero size")
@@ -104,46 +133,50 @@ def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tu
                 f"{header.format} declares {header.width}x{header.height} = {header.pixels} pixels, "
                 f"limit {options.max_pixels} (--max-pixels)",
             )
-    if looks_truncated(header, data):
-        raise ImageReadError(Status.CORRUPT, f"truncated {header.format} (no end marker)")
+    end = image_end(header, data)
+    if end == TRUNCATED:
+        raise ImageReadError(Status.CORRUPT, f"truncated {header.format} (data ends before the end marker)")
     flags = cv2.IMREAD_COLOR
     factor = 1
     if options.reduced_decode and header.format == "jpeg" and header.width and header.height:
         factor = reduction_factor(header.height, header.width, config)
         flags = _REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
-    buf = np.frombuffer(data, dtype=np.uint8)
+    # data after the end marker (a motion photo's MP4, a camera trailer) is not the image
+    buf = np.frombuffer(data, dtype=np.uint8, count=end if end is not None else -1)
     try:
         image = cv2.imdecode(buf, flags)
     except cv2.error as exc:
-        raise ImageReadError(Status.CORRUPT, f"decoder error: {str(exc).strip().splitlines()[-1]}") from None
+        if exc.func == "validateInputImageSize":  # OPENCV_IO_MAX_IMAGE_PIXELS refused it unread
+            what = "the image" if header.format == "unknown" else header.format
+            raise ImageReadError(Status.TOO_LARGE, f"{what} declares more pixels than the limit "
+                                 f"{os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS')} (--max-pixels)") from None
+        raise ImageReadError(Status.CORRUPT, f"decoder error: {(exc.err or str(exc)).strip()}") from None
     if image is None:
+        if header.format in ("heif", "avif"):
+            raise ImageReadError(Status.UNSUPPORTED, f"{header.format.upper()} images cannot be decoded here "
+                                 "(OpenCV has no decoder for them): convert them to JPEG or PNG")
         what = "not a recognised image" if header.format == "unknown" else f"cannot decode {header.format}"
         raise ImageReadError(Status.CORRUPT, what)
     if image.shape[0] * image.shape[1] > options.max_pixels:
         raise ImageReadError(Status.TOO_LARGE, f"{image.shape[1]}x{image.shape[0]} exceeds --max-pixels")
     if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return image, factor
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image, factor  # BGR, as decoded: the IR swaps channels itself
 
 
 def load_image_tensor(path: str | os.PathLike, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
-    """File -> model input (``crop_h x crop_w x 3`` RGB ``uint8``). Raises :class:`ImageReadError`."""
+    """File -> model input (``crop_h x crop_w x 3`` ``uint8`` in the IR's input channel order).
+    Raises :class:`ImageReadError`."""
     data = read_bytes(path, options.max_bytes)
     image, factor = _decode(data, config, options)
     if factor > 1:  # already approximate (DCT-scaled): finish with the fast area resize
-        if config.channel_order == "BGR":
-            image = image[..., ::-1]
-        return fast_resize_and_crop(np.ascontiguousarray(image), config)
+        return to_input_order(fast_resize_and_crop(image, config), config)
     return prepare_array(image, config)
 
 
-def prepare_array(image_rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """An already decoded RGB ``uint8`` frame -> model input (used for video frames too)."""
-    if config.channel_order == "BGR":
-        image_rgb = image_rgb[..., ::-1]
-    return resize_and_crop(np.ascontiguousarray(image_rgb), config)
+def prepare_array(image_bgr: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """An already decoded BGR ``uint8`` frame (as OpenCV gives it) -> model input (video frames too)."""
+    return to_input_order(resize_and_crop(np.ascontiguousarray(image_bgr), config), config)
 
 
 def is_image_path(path: Path) -> bool:

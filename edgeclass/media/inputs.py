@@ -101,6 +101,20 @@ def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, include_vide
             yield Source(arg, kind)
 
 
+def unique_sources(sources: Iterable[Source]) -> Iterator[Source]:
+    """Each input once: the same file given twice, or by two spellings of its path (``a.jpg``,
+    ``./a.jpg``, ``d/../a.jpg``, a folder and a file inside it), is classified once, at its
+    first place. Symbolic links are distinct inputs (they are other names, not other spellings)."""
+    seen: set[str] = set()
+    for source in sources:
+        if source is not None:
+            key = source.path if source.kind in ("stream", "camera") else os.path.normpath(os.path.abspath(source.path))
+            if key in seen:
+                continue
+            seen.add(key)
+        yield source
+
+
 def count_images(args: list[str]) -> int | None:
     """How many rows a run of only images will write (for a progress bar's ETA); None when
     stdin, videos or streams make that unknown."""

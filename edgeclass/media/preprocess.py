@@ -8,8 +8,10 @@ the reference on large photos. :class:`Resampler` reproduces PIL's separable res
 vertical order with 8-bit rounding in between) with NumPy, computing only the output pixels
 that survive the centre crop.
 
-Normalisation (mean/std, u8 -> f32, NHWC -> NCHW) lives inside the IR (OpenVINO
-PrePostProcessor), so this module hands the model the cropped RGB ``uint8`` image.
+Normalisation (mean/std, u8 -> f32, NHWC -> NCHW) and the BGR -> RGB swap live inside the IR
+(OpenVINO PrePostProcessor), so this module hands the model the cropped ``uint8`` image in
+OpenCV's own BGR order. Model folders written before the swap moved into the graph take RGB;
+:func:`to_input_order` is the one place that converts, and only for those.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 INTERPOLATIONS = ("bicubic", "bilinear")
+CHANNEL_ORDERS = ("RGB", "BGR")
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,13 @@ class PreprocessConfig:
     interpolation: str = "bicubic"
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)  # in [0, 1] units, as timm
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    channel_order: str = "RGB"
+    channel_order: str = "RGB"  # what the network was trained on (timm: RGB)
     crop_mode: str = "center"
     extra: dict = field(default_factory=dict, compare=False)
+    # Channel order of the IR's input tensor. BGR (OpenCV's, Model API's): the swap to
+    # ``channel_order`` is a step inside the graph. Folders written before this field existed
+    # took ``channel_order`` directly (see from_dict).
+    input_channel_order: str = "BGR"
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -43,6 +50,14 @@ class PreprocessConfig:
             raise ValueError("only square input sizes are supported")
         if not 0.0 < self.crop_pct <= 1.0:
             raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        for name in ("channel_order", "input_channel_order"):
+            if getattr(self, name) not in CHANNEL_ORDERS:
+                raise ValueError(f"{name} must be one of {CHANNEL_ORDERS}, got {getattr(self, name)!r}")
+
+    @property
+    def swap_in_graph(self) -> bool:
+        """True when the IR reverses the input channels itself (input order != network order)."""
+        return self.input_channel_order != self.channel_order
 
     @property
     def resize_shorter(self) -> int:
@@ -68,7 +83,20 @@ class PreprocessConfig:
             std=tuple(float(v) for v in d["std"]),
             channel_order=str(d.get("channel_order", "RGB")),
             crop_mode=str(d.get("crop_mode", "center")),
+            # absent: written before the swap moved into the graph, when the IR took the network's order
+            input_channel_order=str(d.get("input_channel_order", d.get("channel_order", "RGB"))),
         )
+
+
+def to_input_order(image_bgr: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """A BGR ``uint8`` crop (what OpenCV decodes) in the channel order the IR takes.
+
+    New IRs take BGR: no copy. IRs from folders written before the swap moved into the graph
+    take RGB: reversed here, on the small crop rather than the full decoded image.
+    """
+    if config.input_channel_order == "BGR":
+        return image_bgr
+    return np.ascontiguousarray(image_bgr[..., ::-1])
 
 
 def resized_size(height: int, width: int, shorter: int) -> tuple[int, int]:
@@ -200,6 +228,15 @@ def fast_resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndar
     interp = cv2.INTER_AREA if out_h <= in_h else cv2.INTER_CUBIC
     resized = cv2.resize(image, (out_w, out_h), interpolation=interp)
     return np.ascontiguousarray(resized[top : top + crop_h, left : left + crop_w])
+
+
+def limit_opencv_threads(threads: int | None) -> None:
+    """``--threads N``: OpenCV's own pool runs each call on one thread (process-wide). The N
+    decode workers are the parallelism, so N workers x OpenCV's pool cannot oversubscribe."""
+    if threads:
+        import cv2
+
+        cv2.setNumThreads(1)
 
 
 def reduction_factor(height: int, width: int, config: PreprocessConfig) -> int:

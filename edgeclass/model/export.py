@@ -1,8 +1,10 @@
 """PyTorch MobileViTv2 -> OpenVINO IR with embedded pre/post-processing and metadata.
 
-The IR takes ``N x H x W x 3`` RGB ``uint8`` (the centre crop from
-:mod:`edgeclass.media.preprocess`) and returns softmax probabilities. u8 -> f32, mean/std and
-NHWC -> NCHW are OpenVINO PrePostProcessor steps inside the graph; the batch is dynamic.
+The IR takes ``N x H x W x 3`` **BGR** ``uint8`` (the centre crop from
+:mod:`edgeclass.media.preprocess`, in OpenCV's order: the convention of OpenVINO Model API and
+DL Streamer) and returns softmax probabilities. BGR -> RGB (an exact channel gather), u8 -> f32,
+mean/std and NHWC -> NCHW are OpenVINO PrePostProcessor steps inside the graph; the batch is
+dynamic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from edgeclass import __version__
+from edgeclass.atomic import replace_group
+from edgeclass.errors import ModelError
+from edgeclass.model.modeldir import ModelDir
 from edgeclass.model.modelinfo import ModelMetadata, write_metadata
 from edgeclass.media.preprocess import PreprocessConfig
 
@@ -21,11 +26,19 @@ OUTPUT_NAME = "probabilities"
 
 
 def embed_processing(model: ov.Model, pp: PreprocessConfig) -> ov.Model:
-    """Wrap a float NCHW classifier with u8 NHWC input normalisation and a softmax output."""
+    """Wrap a float NCHW classifier with u8 NHWC input normalisation and a softmax output.
+
+    The input takes ``pp.input_channel_order`` (BGR for new folders); when the network was
+    trained on the other order (timm: RGB), the first step reverses the channels. A folder
+    written before that step existed is this with ``input_channel_order == channel_order``.
+    """
     ppp = PrePostProcessor(model)
     ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
     ppp.input().model().set_layout(ov.Layout("NCHW"))
-    steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
+    steps = ppp.input().preprocess()
+    if pp.swap_in_graph:
+        steps.reverse_channels()  # a Gather on the channel axis: exact
+    steps.convert_element_type(ov.Type.f32)
     if any(m != 0.0 for m in pp.mean):
         steps.mean([m * 255.0 for m in pp.mean])
     steps.scale([s * 255.0 for s in pp.std])
@@ -61,11 +74,24 @@ def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
 
 
 def save_ir(model: ov.Model, meta: ModelMetadata, xml: Path) -> None:
-    """Write metadata into ``model`` and save it uncompressed (FP32 weights: NNCF quantizes from these)."""
+    """Write metadata into ``model`` and save it uncompressed (FP32 weights: NNCF quantizes from
+    these). The ``.xml``/``.bin`` pair is replaced as one (:func:`edgeclass.atomic.replace_group`)
+    under the model folder's write lock, so a reader never sees a mismatched pair."""
     xml.parent.mkdir(parents=True, exist_ok=True)
     write_metadata(model, meta)
-    tmp = xml.with_name(xml.stem + ".partial.xml")
-    ov.save_model(model, tmp, compress_to_fp16=False)
-    # rename .bin first, then .xml: the .xml's presence marks a complete model
-    tmp.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-    tmp.replace(xml)
+
+    def write(temps: dict[Path, Path]) -> None:
+        ov.save_model(model, temps[xml], compress_to_fp16=False)
+
+    with ModelDir(xml.parent).writing():
+        replace_group(write, [xml, xml.with_suffix(".bin")])
+
+
+def read_ir(core: ov.Core, xml: Path) -> ov.Model:
+    """Read an IR pair under the folder's read lock; a damaged pair is a :class:`ModelError`."""
+    try:
+        with ModelDir(xml.parent).reading():
+            return core.read_model(xml)
+    except RuntimeError as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ModelError(f"cannot read {xml}: {lines[-1] if lines else exc} (convert the model again)") from exc

@@ -2,10 +2,10 @@
 
 Two places are written:
 
-* ``rt_info/model_info/*``: OpenVINO Model API keys (``model_type``, ``labels``, ``resize_type``,
-  ``mean_values``, ``scale_values``, ``reverse_input_channels``, ``embedded_processing``), so
-  other OpenVINO tools understand the model. Model API joins list values with spaces, so spaces
-  inside a label are written as underscores there.
+* ``rt_info/model_info/*``: the keys OpenVINO Model API and DL Streamer read (see
+  :func:`model_info`), so ``Model.create_model(xml)`` runs the IR on OpenCV frames. Model API
+  splits ``labels`` on whitespace, so whitespace inside a label is written as ``_`` there
+  (:func:`model_api_label`).
 * ``rt_info/edgeclass/metadata``: one JSON document with the exact labels, the preprocessing
   config, provenance, calibration and accuracy records. ``run`` reads this one.
 """
@@ -35,6 +35,8 @@ class ModelMetadata:
     calibration: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # `edgeclass train`: calibrated top-1 score below which `run` writes "unknown" (--min-score default)
+    confidence_threshold: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -57,6 +59,7 @@ class ModelMetadata:
                 "calibration": self.calibration,
                 "accuracy": self.accuracy,
                 "extra": self.extra,
+                "confidence_threshold": self.confidence_threshold,
             },
             sort_keys=True,
         )
@@ -77,25 +80,54 @@ class ModelMetadata:
             calibration=d.get("calibration"),
             accuracy=d.get("accuracy"),
             extra=d.get("extra") or {},
+            confidence_threshold=d.get("confidence_threshold"),
         )
+
+
+def model_api_label(label: str, index: int) -> str:
+    """A label as Model API / DL Streamer see it: they split the list on whitespace, so each run
+    of whitespace becomes ``_`` ("tabby, tabby cat" -> "tabby,_tabby_cat"); an empty label
+    would vanish from the split and shift every later one, so it becomes ``#<index>``."""
+    return "_".join(label.split()) or f"#{index}"
+
+
+MODEL_API_TOPK = 5  # Model API's top-k (edgeclass's own default); capped at the class count
+
+
+def model_info(meta: ModelMetadata) -> dict[str, str]:
+    """``rt_info/model_info`` as Model API 0.4 parses it (booleans: ``True``/``YES`` only).
+
+    The graph takes a fixed ``H x W`` crop in ``input_channel_order`` with u8 -> f32, mean/std and
+    the channel swap inside. ``embedded_processing`` is therefore ``False``: with ``True``, Model
+    API hands every frame to the graph untouched, and any frame not already ``H x W`` fails with
+    a shape error. With ``False`` it puts only its resize (``resize_type``) in front of the graph
+    and applies ``mean_values``/``scale_values``/``reverse_input_channels``, which are identity
+    here: the graph already does them, and its input is BGR like OpenCV's frames. Model API's
+    ``crop`` (centre square, linear) frames slightly differently from timm's crop_pct, so its
+    scores are close to, not equal to, ``edgeclass run``'s (equal for crop_pct 1 on H x W frames).
+    """
+    pp = meta.preprocess
+    return {
+        "model_type": "Classification",
+        "labels": " ".join(model_api_label(label, i) for i, label in enumerate(meta.labels)),
+        "resize_type": "crop" if pp.crop_mode == "center" else "standard",
+        "embedded_processing": "False",
+        "mean_values": "0 0 0",
+        "scale_values": "1 1 1",
+        # callers pass BGR (OpenCV); only IRs that take RGB need Model API to swap
+        "reverse_input_channels": "True" if pp.input_channel_order == "RGB" else "False",
+        "orig_width": str(pp.input_size[1]),
+        "orig_height": str(pp.input_size[0]),
+        "topk": str(min(MODEL_API_TOPK, meta.num_classes)),  # Model API fails when k > classes
+        "output_raw_scores": "True",  # all class probabilities, as edgeclass computes them
+        "multilabel": "False",  # single-label softmax: confidence_threshold does not apply
+        "hierarchical": "False",
+    }
 
 
 def write_metadata(model, meta: ModelMetadata) -> None:
     """Store ``meta`` in an ``openvino.Model``'s rt_info (both sections)."""
-    pp = meta.preprocess
-    model_info = {
-        "model_type": "Classification",
-        "labels": " ".join(label.replace(" ", "_") for label in meta.labels),
-        "resize_type": "crop" if pp.crop_mode == "center" else "standard",
-        "mean_values": " ".join(f"{m * 255:g}" for m in pp.mean),
-        "scale_values": " ".join(f"{s * 255:g}" for s in pp.std),
-        "reverse_input_channels": "True" if pp.channel_order == "RGB" else "False",
-        "embedded_processing": "True",
-        "orig_width": str(pp.input_size[1]),
-        "orig_height": str(pp.input_size[0]),
-        "topk": "5",
-    }
-    for key, value in model_info.items():
+    for key, value in model_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
     model.set_rt_info(meta.to_json(), _META_PATH)
 

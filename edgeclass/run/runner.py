@@ -1,27 +1,26 @@
-"""``edgeclass run`` as a library call: inputs -> pipeline -> CSV, with resume, lock and summary."""
+"""``edgeclass run`` as a library call: inputs -> pipeline -> results (edgeclass.run.sink: output, resume, lock), summary."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TextIO
 
 from edgeclass import __version__
-from edgeclass.run.csvout import ENCODING, ERRORS, CsvSink, RowFile
-from edgeclass.media.decode import DecodeOptions, load_image_tensor
+from edgeclass import atomic
+from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable, load_image_tensor
 from edgeclass.engine import Classifier
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
-from edgeclass.media.inputs import Source, expand_inputs, prefetch
-from edgeclass.run.lock import OutputLock
+from edgeclass.media.inputs import Source, expand_inputs, prefetch, unique_sources
 from edgeclass.run.pipeline import Done, Pipeline, WorkItem
-from edgeclass.results import Result, RunCounts
-from edgeclass.run.resume import ResumeState, file_key, journal_line, journal_path, prepare_resume
+from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
+from edgeclass.run.resume import ResumeState, file_key
+from edgeclass.run.sink import OutputSession
 from edgeclass.run.stopping import StopState
 
 
@@ -35,6 +34,8 @@ class RunOptions:
     workers: int = 2  # decode/preprocess threads
     decode: DecodeOptions = DecodeOptions()
     video: object | None = None  # edgeclass.media.video.VideoOptions, when video support is used
+    format: str | None = None  # csv, jsonl, parquet; None: from the output's extension
+    min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
 
 
 @dataclass
@@ -49,6 +50,8 @@ class RunSummary:
     stopped_by: str | None = None
     exit_code: int = EXIT_OK
     per_source: dict[str, dict] = field(default_factory=dict)  # videos/streams: winning label
+    note: str | None = None  # e.g. where the rows of an unfinished run are (said even with -q)
+    health: dict[str, dict] = field(default_factory=dict)  # live sources: frames read, dropped, reconnects...
 
     @property
     def images_per_s(self) -> float:
@@ -71,6 +74,7 @@ class RunSummary:
             "stopped_by": self.stopped_by,
             "exit_code": self.exit_code,
             "per_source": self.per_source,
+            "health": self.health,
             "edgeclass_version": __version__,
         }
 
@@ -86,34 +90,6 @@ class _Silent:
         pass
 
     def event(self, message: str) -> None:
-        pass
-
-
-class _Journal:
-    def __init__(self, path: Path):
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def add(self, source: str, key: tuple[int, int]) -> None:
-        os.write(self._fd, journal_line(source, key).encode(ENCODING, ERRORS))
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-def _partial_path(output: Path) -> Path:
-    return output.with_name(f".{output.name}.partial")
-
-
-class _StdoutSink:
-    def __init__(self, stream: TextIO, top_k: int):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors=ERRORS)  # non-UTF-8 file names as their original bytes
-        self._sink = CsvSink(stream, top_k)
-
-    def write(self, result: Result) -> None:
-        self._sink.write(result)
-
-    def close(self) -> None:
         pass
 
 
@@ -143,10 +119,10 @@ def work_items(
 
             if hub is None:
                 hub = LiveHub(pp, options.video or VideoOptions(), stop.event, reporter.event)
+                counts.live_health = hub.health  # per-source health for the summary
             hub.add(source)
             continue
-        if resume is not None and resume.is_done(source.path):
-            counts.skipped_resume += 1
+        if skip_done(source, resume, counts):
             continue
         if source.kind == "image":
             key = file_key(source.path)
@@ -156,12 +132,59 @@ def work_items(
             from edgeclass.media.video import VideoOptions, file_items  # OpenCV video I/O only when needed
 
             key = file_key(source.path)
+            try:
+                check_readable(source.path)  # missing/unreadable say so (OpenCV cannot tell why)
+            except ImageReadError as exc:
+                completed.add(source.path)
+                yield WorkItem(source.path, partial(_raise, exc), tag=key)
+                continue
             for item in file_items(source, pp, options.video or VideoOptions(), stop.event, completed):
                 yield WorkItem(item.source, item.load, item.frame, item.timestamp_ms, key)
                 if hub is not None:
                     yield from hub.ready()
     if hub is not None:
         yield from hub.drain()
+
+
+def _raise(exc: Exception):
+    raise exc
+
+
+def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts) -> bool:
+    """True (and counted) when ``--resume`` finds ``source`` already in the output."""
+    if resume is not None and resume.is_done(source.path):
+        counts.skipped_resume += 1
+        return True
+    return False
+
+
+def local_results(sources, classifier, options, resume, counts, completed, stop, reporter) -> Iterator[Done]:
+    """Classify on this box: decode threads + OpenVINO async requests (``run``'s default executor;
+    ``edgeclass.run.distributed`` is the other one, with the same arguments)."""
+    items = work_items(sources, classifier, options, resume, counts, completed, stop, reporter)
+    return Pipeline(classifier, options.top_k, workers=options.workers).run(items, stop.event)
+
+
+# ----------------------------------------------------------------------------- --min-score (abstain)
+def effective_min_score(options: RunOptions, classifier: Classifier) -> float | None:
+    """``--min-score``, else the threshold `edgeclass train` stored in the IR, else None (off)."""
+    return options.min_score if options.min_score is not None else classifier.metadata.confidence_threshold
+
+
+def abstain(result: Result, min_score: float | None) -> Result:
+    """A prediction whose top-1 score is below ``min_score`` gets the label "unknown"; the
+    status stays ok and the class id and scores are kept, so users can filter on them."""
+    if not min_score or not result.ok or not result.predictions or result.predictions[0].score >= min_score:
+        return result
+    top = result.predictions[0]
+    return replace(result, predictions=(replace(top, label=UNKNOWN_LABEL),) + result.predictions[1:])
+
+
+def abstaining(dones: Iterator[Done], min_score: float | None) -> Iterator[Done]:
+    """``dones`` with :func:`abstain` applied (``dones`` itself when there is no threshold)."""
+    if not min_score:
+        return dones
+    return (Done(done.item, abstain(done.result, min_score)) for done in dones)
 
 
 def _per_source(results: dict[str, dict[str, int]]) -> dict[str, dict]:
@@ -180,87 +203,39 @@ def run(
     reporter: Reporter | None = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
+    execute=local_results,
 ) -> RunSummary:
     reporter = reporter or _Silent()
     counts = RunCounts()
     started = time.perf_counter()
-    lock = None
-    journal = None
-    resume_state = None
-    sink = None
     votes: dict[str, dict[str, int]] = {}
     output = options.output
+    fmt = output_format(options)
+    note = None
+    session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event)
+    completed: set[str] = set()
     try:
-        if output is None:
-            sink = _StdoutSink(stdout or sys.stdout, options.top_k)
-        else:
+        sources = prefetch(unique_sources(expand_inputs(options.inputs, stdin)), stop.event)
+        dones = execute(sources, classifier, options, session.state, counts, completed, stop, reporter)
+        dones = abstaining(dones, effective_min_score(options, classifier))
+        for done in dones:
             try:
-                output.parent.mkdir(parents=True, exist_ok=True)
-                lock = OutputLock(output).acquire()
-            except OSError as exc:
-                raise OutputError(f"cannot write next to {output}: {exc.strerror or exc}") from exc
-            if lock.took_over_from:
-                reporter.event(f"took over the lock of a run that died (pid {lock.took_over_from})")
-            try:
-                if options.resume:
-                    resume_state = prepare_resume(output, options.top_k)
-                    if resume_state.torn or resume_state.rows_dropped:
-                        reporter.event(
-                            f"resume: kept {resume_state.rows_kept} rows, dropped {resume_state.rows_dropped} "
-                            f"(torn, stale or unfinished) to redo"
-                        )
-                    sink = RowFile(output, options.top_k, append=True)
-                    journal = _Journal(journal_path(output))
-                else:
-                    sink = RowFile(_partial_path(output), options.top_k)
-            except OSError as exc:
-                raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
-
-        completed: set[str] = set()
-        sources = prefetch(expand_inputs(options.inputs, stdin), stop.event)
-        items = work_items(sources, classifier, options, resume_state, counts, completed, stop, reporter)
-        pipeline = Pipeline(classifier, options.top_k, workers=options.workers)
-        current: tuple[str, tuple[int, int] | None] | None = None
-
-        def finish_source() -> None:
-            if journal is not None and current is not None and current[0] in completed and current[1]:
-                try:
-                    journal.add(current[0], current[1])
-                except OSError as exc:
-                    raise OutputError(f"cannot write the resume journal: {exc.strerror or exc}") from exc
-
-        for done in pipeline.run(items, stop.event):
-            if current is not None and current[0] != done.item.source:
-                finish_source()
-            try:
-                sink.write(done.result)
+                session.write(done.result, done.item.tag, completed)
             except BrokenPipeError:
                 stop.stop("broken pipe", EXIT_OK)
                 break
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot write {output or 'stdout'}: {exc.strerror or exc}; "
-                    f"{counts.total} rows written before the failure are intact"
-                ) from exc
-            current = (done.item.source, done.item.tag)
             counts.add(done.result)
             if done.result.frame is not None and done.result.ok and done.result.predictions:
                 per_source = votes.setdefault(done.result.source, {})
                 label = done.result.predictions[0].label
                 per_source[label] = per_source.get(label, 0) + 1
             reporter.result(done.result)
-        if current is not None:
-            finish_source()
+        note = session.finish(completed, clean=stop.reason is None)
+    except BaseException:
+        session.abort()
+        raise
     finally:
-        if sink is not None:
-            sink.close()
-            if output is not None and not options.resume:
-                # rows written so far are kept even when the run failed part-way
-                os.replace(_partial_path(output), output)
-        if journal is not None:
-            journal.close()
-        if lock is not None:
-            lock.release()
+        session.close()
 
     summary = RunSummary(
         counts=counts,
@@ -272,6 +247,8 @@ def run(
         output=str(output) if output else None,
         stopped_by=stop.reason,
         per_source=_per_source(votes),
+        health=counts.live_health() if counts.live_health else {},
+        note=note,
     )
     if stop.exit_code is not None and stop.reason != "broken pipe":
         summary.exit_code = stop.exit_code
@@ -280,7 +257,14 @@ def run(
     return summary
 
 
+def output_format(options: RunOptions) -> str:
+    from edgeclass.run.output import format_for
+
+    return format_for(options.output, options.format)
+
+
 def write_summary_json(path: Path, summary: RunSummary) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        atomic.write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write --summary-json {path}: {exc.strerror or exc}") from exc
