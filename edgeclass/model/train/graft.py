@@ -1,0 +1,47 @@
+"""Cutting an edgeclass IR before its classifier, and grafting a linear head onto it.
+
+The backbone IR comes from the ``convert`` path (u8 NHWC input with embedded normalisation,
+softmax output). Its pooled features are the softmax's input when the timm head was reset to
+0 classes. The grafted head is plain OpenVINO ops (MatMul + Add + Softmax), so the result is
+a normal edgeclass classifier IR: same input, ``probabilities`` output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import openvino as ov
+
+from edgeclass.errors import ModelError
+from edgeclass.model.export import OUTPUT_NAME
+
+
+def feature_output(model: ov.Model) -> ov.Output:
+    """The pooled-features output of a headless backbone IR (the input of its final softmax)."""
+    node = model.get_results()[0].input_value(0).get_node()
+    if node.get_type_name() != "Softmax":
+        raise ModelError(f"expected the backbone IR to end in a Softmax, found {node.get_type_name()}")
+    out = node.input_value(0)
+    if out.get_partial_shape().rank.get_length() != 2:
+        raise ModelError(f"backbone features must be N x D, got {out.get_partial_shape()}")
+    return out
+
+
+def features_model(backbone: ov.Model) -> ov.Model:
+    """The backbone without its softmax: image -> N x D features."""
+    return ov.Model([feature_output(backbone)], backbone.get_parameters(), "features")
+
+
+def graft_head(backbone: ov.Model, weight: np.ndarray, bias: np.ndarray, name: str = "edgeclass_trained") -> ov.Model:
+    """``softmax(features @ weight.T + bias)`` on top of the backbone; ``weight`` is K x D."""
+    feats = feature_output(backbone)
+    dim = feats.get_partial_shape()[1].get_length()
+    if weight.ndim != 2 or weight.shape[1] != dim or bias.shape != (weight.shape[0],):
+        raise ModelError(f"head {weight.shape}/{bias.shape} does not fit features of size {dim}")
+    w = ov.opset13.constant(np.ascontiguousarray(weight.T, dtype=np.float32), name="trained_head.weight")
+    b = ov.opset13.constant(np.asarray(bias, dtype=np.float32)[None, :], name="trained_head.bias")
+    logits = ov.opset13.add(ov.opset13.matmul(feats, w, False, False), b, name="trained_head.logits")
+    probs = ov.opset13.softmax(logits, 1, name="trained_head.softmax")
+    result = ov.opset13.result(probs)
+    model = ov.Model([result], backbone.get_parameters(), name)
+    model.outputs[0].get_tensor().set_names({OUTPUT_NAME})
+    return model
