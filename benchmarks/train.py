@@ -15,7 +15,11 @@ Default backbone: mobilevitv2_075 at 256 px with random weights (the hub is unre
 the compute, hence the time, is that of the real model). ``--weights FILE --model NAME
 --input-size N`` uses a checkpoint instead (e.g. the accurate test model, for accuracy).
 
-Usage: ``python benchmarks/train.py [--per-class 200] [--weights F --model M --input-size N]``
+Random weights quantize badly (INT8 loses ~7 points here), so with the default ``--max-drop 1``
+the gate starts NNCF's accuracy control (ranking every quantized op: many minutes on 2 cores);
+``--max-drop 10`` times the plain INT8 path a trained backbone takes.
+
+Usage: ``python benchmarks/train.py [--per-class 200] [--max-drop 1] [--weights F --model M --input-size N]``
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def end_to_end(args, dataset: Path, out: Path) -> dict:
     from edgeclass.model.train.trainer import TrainOptions, train
 
     options = TrainOptions(dataset=dataset, model=args.model, weights=args.weights, random_init=args.weights is None,
-                           input_size=args.input_size, output=out)
+                           input_size=args.input_size, output=out, max_drop=args.max_drop / 100)
     t0 = time.perf_counter()
     report = train(options)
     total = time.perf_counter() - t0
@@ -125,6 +129,7 @@ def main() -> None:
     ap.add_argument("--model", default="mobilevitv2_075.cvnets_in1k")
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--input-size", type=int, default=None)
+    ap.add_argument("--max-drop", type=float, default=1.0, help="INT8 gate limit in points (as `train --max-drop`)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgeclass-bench-train-") as tmp:
         dataset = Path(tmp) / "dataset"

@@ -151,6 +151,10 @@ def file_modes(video: Path, classifier, minutes: float) -> None:
             worst = max(abs(r.timestamp_ms - k * 10000) for k, r in enumerate(rows))
             line += f"; worst sample {worst:.0f} ms from its time (one frame = {1000 / FPS:.0f} ms)"
         print(line, flush=True)
+        items = file_items(Source(str(video), "video"), pp, options, threading.Event(), set())
+        wall, cpu, _ = clocked(lambda: [it.load() for it in items])  # reading + preprocessing, no model
+        print(f"   {'':12s} without inference (one thread): {wall:6.2f}s wall, {cpu:6.2f}s CPU: "
+              f"{length / wall:6.1f}x real time", flush=True)
 
 
 # ----------------------------------------------------------------------------- 3. live cameras

@@ -345,6 +345,23 @@ def _check_run_outputs(output: Path | None, output_format, resume: bool, summary
     check_output(summary_json, "--summary-json", create_parent=False)
 
 
+def _sort_options(copy_into: Path | None, link_into: Path | None, hardlink: bool, move: bool):
+    """--copy-into/--link-into/--hardlink/--move -> SortOptions (or None); usage errors exit 2."""
+    from edgeclass.run.sorting import SortOptions
+
+    if copy_into and link_into:
+        raise EdgeclassError("--copy-into and --link-into: choose one")
+    if move and not copy_into:
+        raise EdgeclassError("--move goes with --copy-into DIR (files are only moved when asked)")
+    if hardlink and not link_into:
+        raise EdgeclassError("--hardlink goes with --link-into DIR")
+    if copy_into:
+        return SortOptions(copy_into, "move" if move else "copy")
+    if link_into:
+        return SortOptions(link_into, "hardlink" if hardlink else "symlink")
+    return None
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def run(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive), videos, stream URLs, cameras; - reads paths from stdin.")],
@@ -377,6 +394,10 @@ def run(
     show_summary: Annotated[bool, typer.Option("--summary", help="Per video/stream: the label winning most sampled frames, and its share (printed even with -q).", rich_help_panel="Video and streams")] = False,
     ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: auto, local (one started for this run) or HOST:PORT. Needs pip install 'edgeclass[ray]'.", rich_help_panel="Many boxes (Ray)")] = None,
     ray_segment: Annotated[float, typer.Option(min=1.0, help="With --ray: seconds of media time per piece of a video file.", rich_help_panel="Many boxes (Ray)")] = 60.0,
+    copy_into: Annotated[Optional[Path], typer.Option(help="Copy each classified image into DIR/<label>/ (below --min-score: DIR/_uncertain/).", rich_help_panel="Sorting files")] = None,
+    link_into: Annotated[Optional[Path], typer.Option(help="Like --copy-into with symbolic links (--hardlink: hard links).", rich_help_panel="Sorting files")] = None,
+    hardlink: Annotated[bool, typer.Option("--hardlink", help="With --link-into: hard links (same file system) instead of symbolic links.", rich_help_panel="Sorting files")] = False,
+    move: Annotated[bool, typer.Option("--move", help="With --copy-into: move the files instead of copying them.", rich_help_panel="Sorting files")] = False,
 ) -> None:
     """Classify images (and videos, streams) and write CSV rows:
 
@@ -399,6 +420,7 @@ def run(
     stack = ExitStack()
     try:
         _check_run_outputs(output, output_format, resume, summary_json)  # before any work
+        sort = _sort_options(copy_into, link_into, hardlink, move)
         if keyframes and every_frame:
             raise EdgeclassError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
         if ray_address is not None:
@@ -429,6 +451,7 @@ def run(
                                reduced=reduced_decode),
             format=output_format.value if output_format else None,
             min_score=min_score,
+            sort=sort,
         )
         interactive = is_interactive(console)
         total = count_images(inputs) if interactive and not quiet else None

@@ -226,7 +226,9 @@ def test_killed_worker_node_then_killed_driver_then_resume_is_exact(trained_mode
         cv2.imwrite(str(path), cv2.resize(image, (640, 480), interpolation=cv2.INTER_NEAREST))
     out = tmp_path / "out.csv"
     args = ["run", str(folder), "-m", str(trained_model_dir), "-o", str(out), "--resume"]
-    single = run_cli(*args[:4], "-o", str(tmp_path / "single.csv"))
+    # OMP_NUM_THREADS=1 as Ray gives 1-CPU actors: the PIL-exact resize's NumPy matmuls round
+    # differently with another OpenBLAS thread count (a single-box run shows the same on 1 vs 2 cores)
+    single = run_cli(*args[:4], "-o", str(tmp_path / "single.csv"), env={"OMP_NUM_THREADS": "1"})
     assert single.returncode == 0, single.stderr
 
     cluster = Cluster(cpus=0)  # the head only drives: all classifying happens on the other nodes

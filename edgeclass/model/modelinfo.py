@@ -107,7 +107,7 @@ def model_info(meta: ModelMetadata) -> dict[str, str]:
     scores are close to, not equal to, ``edgeclass run``'s (equal for crop_pct 1 on H x W frames).
     """
     pp = meta.preprocess
-    return {
+    info = {
         "model_type": "Classification",
         "labels": " ".join(model_api_label(label, i) for i, label in enumerate(meta.labels)),
         "resize_type": "crop" if pp.crop_mode == "center" else "standard",
@@ -120,9 +120,14 @@ def model_info(meta: ModelMetadata) -> dict[str, str]:
         "orig_height": str(pp.input_size[0]),
         "topk": str(min(MODEL_API_TOPK, meta.num_classes)),  # Model API fails when k > classes
         "output_raw_scores": "True",  # all class probabilities, as edgeclass computes them
-        "multilabel": "False",  # single-label softmax: confidence_threshold does not apply
+        "multilabel": "False",  # single-label softmax
         "hierarchical": "False",
     }
+    if meta.confidence_threshold is not None:
+        # `edgeclass train`'s calibrated abstain threshold, for tools that filter on it (DL
+        # Streamer); Model API parses it but applies it to multilabel/hierarchical models only
+        info["confidence_threshold"] = f"{meta.confidence_threshold:.6g}"
+    return info
 
 
 def write_metadata(model, meta: ModelMetadata) -> None:

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -37,7 +38,7 @@ from edgeclass.run.runner import RunOptions, RunSummary, skip_done
 
 INSTALL_HINT = "pip install 'edgeclass[ray]'"
 WINDOW = 100_000  # units per Ray Data execution (bounds the driver's memory on huge listings)
-BATCH = 16  # units per block = per actor call and task (rows reach the driver task by task)
+BATCH = 64  # units per block at most = per actor call and task (rows reach the driver task by task)
 DEFAULT_SEGMENT_S = 60.0  # media time per video range
 LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # --ray local: small, so a small /dev/shm is enough
 _ADDRESS = re.compile(r"^(auto|local|\[?[A-Za-z0-9_.:-]+\]?:\d{1,5})$")
@@ -105,6 +106,7 @@ class RayRun:
         self.address, self.model_dir, self.engine, self.segment_s = address, model_dir, engine, segment_s
         self.per_node: dict[str, int] = {}
         self.lost = 0
+        self._times: list[tuple[float, int]] = []  # (first row, rows of its batch), (last row, rows)
         self._started_local = False
 
     # ------------------------------------------------------------------ set-up
@@ -220,10 +222,12 @@ class RayRun:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         config = ActorConfig([self.files_ref], self.sha256, self.model.precision, self.cpus, options.top_k,
-                             options.decode, options.video or VideoOptions())
+                             options.decode, options.video or VideoOptions(), self.engine.cache_dir is not None)
         items = [{"seq": u.seq, "kind": u.kind, "path": os.fsencode(u.source), "start_ms": u.start_ms,
                   "end_ms": math.nan if u.end_ms is None else u.end_ms} for u in window]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / BATCH)))
+        # blocks of at most BATCH units, and at least 4 per actor so every actor has work queued
+        per_block = max(1, min(BATCH, math.ceil(len(items) / (4 * self.actors))))
+        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / per_block))
         with warnings.catch_warnings():  # max_task_retries has no named parameter yet (Ray 2.60)
             warnings.simplefilter("ignore", DeprecationWarning)
             # a task on a dead actor fails at once (its units are redone by --resume) instead of
@@ -240,6 +244,7 @@ class RayRun:
         done_units = 0
         try:
             for batch in self._dataset(window, options).iter_batches(batch_format="numpy", batch_size=None):
+                self._times[min(len(self._times), 1):] = [(time.perf_counter(), len(batch["seq"]))]  # first, last
                 for row in _rows(batch, options.top_k):
                     unit = by_seq[row["seq"]]
                     if row["status"] == "":  # the end of a video range
@@ -273,8 +278,14 @@ class RayRun:
         out = ClusterSummary(**{f.name: getattr(summary, f.name) for f in fields(summary)})
         out.ray = {"address": self.address, "nodes": len(self.node_names), "actors": self.actors,
                    "cpus_per_actor": self.cpus, "rows_per_node": dict(sorted(self.per_node.items())),
-                   "units_lost": self.lost}
+                   "units_lost": self.lost, "rows_per_s_after_first": self._steady_rate(summary.counts.total)}
         return out
+
+    def _steady_rate(self, rows: int) -> float | None:
+        """Rows/s from the first rows back to the last (actor start-up and compilation excluded)."""
+        if len(self._times) < 2 or self._times[-1][0] <= self._times[0][0]:
+            return None
+        return round((rows - self._times[0][1]) / (self._times[-1][0] - self._times[0][0]), 2)
 
 
 def _rows(batch: dict, top_k: int) -> Iterator[dict]:

@@ -45,6 +45,7 @@ class ActorConfig:
     top_k: int
     decode: DecodeOptions
     video: object  # edgeclass.media.video.VideoOptions
+    cache: bool = True  # compiled-model cache in the worker's ~/.cache/edgeclass/ov_cache
     version: str = __version__
 
 
@@ -74,7 +75,7 @@ class RayClassifier:
         import openvino as ov
         import ray
 
-        from edgeclass.engine import Classifier, EngineOptions
+        from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
         from edgeclass.model.modeldir import ModelDir
 
         if config.version != __version__:
@@ -82,7 +83,8 @@ class RayClassifier:
         folder = materialize_model(ray.get(config.ir_ref[0]), config.sha256)
         core = ov.Core()
         core.set_property("CPU", {"ENABLE_CPU_PINNING": False})  # Ray, not OpenVINO, places processes
-        engine = EngineOptions(precision=config.precision, threads=config.cpus, performance_hint="THROUGHPUT")
+        engine = EngineOptions(precision=config.precision, threads=config.cpus, performance_hint="THROUGHPUT",
+                               cache_dir=default_cache_dir() if config.cache else None)
         self.classifier = Classifier(ModelDir(folder), engine, core)
         self.config = config
         self.node = ray.get_runtime_context().get_node_id()

@@ -21,6 +21,7 @@ from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
 from edgeclass.run.resume import ResumeState, file_key
 from edgeclass.run.sink import OutputSession
+from edgeclass.run.sorting import SortOptions, sorter
 from edgeclass.run.stopping import StopState
 
 
@@ -36,6 +37,7 @@ class RunOptions:
     video: object | None = None  # edgeclass.media.video.VideoOptions, when video support is used
     format: str | None = None  # csv, jsonl, parquet; None: from the output's extension
     min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
+    sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
 
 
 @dataclass
@@ -212,6 +214,7 @@ def run(
     output = options.output
     fmt = output_format(options)
     note = None
+    sort = sorter(options.sort, reporter.event)  # checks its folder before the output is opened
     session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event)
     completed: set[str] = set()
     try:
@@ -225,6 +228,7 @@ def run(
                 stop.stop("broken pipe", EXIT_OK)
                 break
             counts.add(done.result)
+            sort(done.result)
             if done.result.frame is not None and done.result.ok and done.result.predictions:
                 per_source = votes.setdefault(done.result.source, {})
                 label = done.result.predictions[0].label

@@ -268,7 +268,7 @@ class LiveReader:
         while nxt <= ts_ms:
             nxt += step
         self.sampler_next = nxt
-        event = self.frozen.update(frame.luma_grid(), ts_ms / 1000.0)
+        event = self.frozen.update(frame.luma_grid(), ts_ms / 1000.0) if self.frozen.after_s > 0 else None
         index = self.sampled
         self.sampled += 1
         self.health.frames_sampled += 1

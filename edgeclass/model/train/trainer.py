@@ -252,10 +252,13 @@ def _quantize(options: TrainOptions, out: ModelDir, ds: Dataset, report: TrainRe
 
 
 def _evaluate(out: ModelDir, trained: Trained) -> tuple[str, dict[str, Any]]:
-    """Held-out figures of the IR ``run`` uses by default (INT8 when it passed the gate)."""
+    """Held-out figures of the IR ``run`` uses by default (INT8 when it passed the gate),
+    compiled as ``run`` compiles it."""
+    from edgeclass.engine import Classifier, EngineOptions
+
     precision = out.default_precision()
-    compiled = compile_f32(str(out.xml_for(precision)))
-    outs = run_over(compiled, [s.path for s in trained.dataset.heldout], trained.preprocess)
+    with Classifier(out, EngineOptions(precision=precision)) as classifier:
+        outs = run_over(classifier.compiled, [s.path for s in trained.dataset.heldout], trained.preprocess)
     targets = _targets(trained.dataset, "heldout", outs.paths)
     return precision, evaluate(outs.values, targets, outs.paths, trained.dataset.labels, trained.threshold)
 

@@ -1,0 +1,127 @@
+"""``--copy-into DIR`` / ``--link-into DIR``: classified image files sorted into ``DIR/<label>/``.
+
+* A still image whose row is ``ok`` goes to ``DIR/<top-1 label>/``; one whose top-1 score is
+  below ``--min-score`` (row label ``unknown``) to ``DIR/_uncertain/``. Video frames, streams
+  and failed rows are not sorted.
+* Modes: ``copy`` (content and mtime copied), ``symlink`` (absolute target), ``hardlink``,
+  ``move`` (only with ``--copy-into ... --move``: the user's file leaves its folder).
+* Idempotent: the place of a file is ``<label>/<its name>``; when that name is already held by
+  a *different* file, ``<stem>~<8 hex of its path><suffix>``. A place that already holds this
+  file (same link target, same inode, or a copy with the same size and mtime) is left alone, so
+  runs over the same inputs, with or without ``--resume``, never duplicate anything.
+* The user's files are never modified; copies and links are written under a temporary name and
+  renamed into place (:mod:`edgeclass.atomic`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeclass.atomic import replace_file, temp_sibling
+from edgeclass.errors import OutputError
+from edgeclass.results import UNKNOWN_LABEL, Result
+
+UNCERTAIN = "_uncertain"
+MODES = ("copy", "symlink", "hardlink", "move")
+
+
+@dataclass(frozen=True)
+class SortOptions:
+    root: Path
+    mode: str = "copy"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+
+
+def folder_name(label: str) -> str:
+    """A label as one path component: no separators, never ``.``/``..`` or empty."""
+    if label == UNKNOWN_LABEL:
+        return UNCERTAIN
+    name = label.replace("/", "_").replace("\\", "_").replace("\0", "_").strip()
+    return name if name not in ("", ".", "..") else f"_{name or 'empty'}"
+
+
+def _holds(dest: Path, source: Path, mode: str) -> bool:
+    """Does ``dest`` already hold ``source`` as ``mode`` would have placed it?"""
+    try:
+        if mode == "symlink":
+            return dest.is_symlink() and os.readlink(dest) == str(source)
+        if dest.is_symlink():
+            return False
+        if mode == "hardlink":
+            return os.path.samefile(dest, source)
+        a, b = dest.stat(), source.stat()
+        return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+    except OSError:
+        return False
+
+
+def destination(root: Path, label: str, source: Path, mode: str) -> tuple[Path, bool]:
+    """(where ``source`` goes, whether it is already there)."""
+    folder = root / folder_name(label)
+    plain = folder / source.name
+    if not os.path.lexists(plain) or _holds(plain, source, mode):
+        return plain, os.path.lexists(plain)
+    tag = hashlib.sha256(os.fsencode(source)).hexdigest()[:8]
+    hashed = folder / f"{source.stem}~{tag}{source.suffix}"
+    return hashed, os.path.lexists(hashed) and _holds(hashed, source, mode)
+
+
+def place(source: Path, dest: Path, mode: str) -> None:
+    """Put ``source`` at ``dest`` (replacing what a rename can replace; moves never overwrite)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "move":
+        if os.path.lexists(dest):
+            raise FileExistsError(f"{dest} exists")
+        shutil.move(source, dest)
+        return
+    tmp = temp_sibling(dest, "sort")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    if mode == "copy":
+        shutil.copy2(source, tmp)
+    elif mode == "symlink":
+        os.symlink(source, tmp)
+    else:
+        os.link(source, tmp)
+    replace_file(tmp, dest, durable=False)
+
+
+class Sorter:
+    """Called with every result row, after it is written."""
+
+    def __init__(self, options: SortOptions, event: Callable[[str], None]):
+        self.options = options
+        self._event = event
+        self.placed = 0
+        try:
+            options.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {options.root}: {exc.strerror or exc}") from exc
+        if not os.access(options.root, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write into {options.root}")
+
+    def __call__(self, result: Result) -> None:
+        if result.frame is not None or not result.ok or not result.predictions:
+            return
+        source = Path(os.path.abspath(result.source))
+        dest, there = destination(self.options.root, result.predictions[0].label, source, self.options.mode)
+        if there:
+            return
+        try:
+            place(source, dest, self.options.mode)
+            self.placed += 1
+        except OSError as exc:
+            self._event(f"not sorted: {result.source} -> {dest}: {exc.strerror or exc}")
+
+
+def sorter(options: SortOptions | None, event: Callable[[str], None]) -> Callable[[Result], None]:
+    """The runner's one hook: a :class:`Sorter`, or a no-op without ``--copy-into``/``--link-into``."""
+    return Sorter(options, event) if options is not None else (lambda result: None)

@@ -1,0 +1,116 @@
+"""--copy-into / --link-into DIR: which file lands in which folder, never touching the originals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import train_test_model
+from conftest import read_csv, run_cli
+
+
+def _tree(root: Path) -> dict[str, list[str]]:
+    """{folder: sorted entry names} of a sorted tree."""
+    return {d.name: sorted(p.name for p in d.iterdir()) for d in sorted(root.iterdir()) if d.is_dir()}
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """Eight photos, two of them with the same name in different folders, and a broken file."""
+    d = tmp_path / "in"
+    rng = np.random.default_rng(77)
+    for i in range(8):
+        sub = d / ("a" if i < 4 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        name = "same.jpg" if i in (0, 4) else f"p{i}.jpg"
+        img = train_test_model.make_image(i % 4, rng, variant="colours")
+        cv2.imwrite(str(sub / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    (d / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    return d
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def _expected(rows: list[dict]) -> dict[str, str]:
+    """source -> folder it belongs in, from the run's own rows (ok rows only)."""
+    return {r["source"]: ("_uncertain" if r["top1_label"] == "unknown" else r["top1_label"])
+            for r in rows if r["status"] == "ok"}
+
+
+def test_copy_into_sorts_by_label_and_min_score(trained_model_dir, photos, tmp_path):
+    before = _snapshot(photos)
+    out = tmp_path / "sorted"
+    r = run_cli("run", str(photos), "--model", str(trained_model_dir), "--copy-into", str(out),
+                "--min-score", "0.6", "--max-failures", "1")
+    assert r.returncode == 0, r.stderr
+    rows = read_csv(r.stdout)
+    expected = _expected(rows)
+    assert len(expected) == 8 and "_uncertain" in expected.values() and len(set(expected.values())) >= 3
+    by_content = {}
+    for folder, names in _tree(out).items():
+        for name in names:
+            by_content.setdefault((out / folder / name).read_bytes(), []).append(folder)
+    for source, folder in expected.items():
+        assert by_content[Path(source).read_bytes()] == [folder], source  # exactly once, in its folder
+    assert sum(len(v) for v in _tree(out).values()) == 8  # the broken file is not sorted
+    both = [n for names in _tree(out).values() for n in names if n.startswith("same")]
+    assert len(both) == 2 and "same.jpg" in both  # same name, two files: the second gets name~hash.jpg
+    assert _snapshot(photos) == before  # originals untouched
+
+
+def test_link_into_is_idempotent_under_resume(trained_model_dir, photos, tmp_path):
+    out, csv = tmp_path / "links", tmp_path / "r.csv"
+    args = ("run", str(photos), "--model", str(trained_model_dir), "--link-into", str(out), "-o", str(csv),
+            "--resume", "--max-failures", "1")
+    assert run_cli(*args).returncode == 0
+    first = _tree(out)
+    # a new file, then the same command again: only the new file is added
+    img = train_test_model.make_image(3, np.random.default_rng(5), variant="colours")
+    cv2.imwrite(str(photos / "b" / "new.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    expected = _expected(read_csv(csv))
+    placed = {}
+    for folder, names in _tree(out).items():
+        for name in names:
+            link = out / folder / name
+            assert link.is_symlink() and os.path.isabs(os.readlink(link))
+            placed.setdefault(os.readlink(link), []).append(folder)
+    assert placed == {str(Path(s).resolve()): [f] for s, f in expected.items()}
+    assert sum(map(len, _tree(out).values())) == sum(map(len, first.values())) + 1
+    # and again without --resume: every file classified again, nothing duplicated
+    assert run_cli(*args[:-3], "--max-failures", "1").returncode == 0
+    assert sum(map(len, _tree(out).values())) == len(expected)
+
+
+def test_hardlinks(trained_model_dir, photos, tmp_path):
+    out = tmp_path / "hard"
+    r = run_cli("run", str(photos / "a"), "--model", str(trained_model_dir), "--link-into", str(out), "--hardlink",
+                "--max-failures", "1")
+    assert r.returncode == 0, r.stderr
+    expected = _expected(read_csv(r.stdout))
+    assert len(expected) == 4
+    for source, folder in expected.items():
+        assert os.path.samefile(out / folder / Path(source).name, source)
+
+
+def test_move_only_when_asked(trained_model_dir, photos, tmp_path):
+    r = run_cli("run", str(photos), "--model", str(trained_model_dir), "--move")
+    assert r.returncode == 2 and "--copy-into" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("run", str(photos), "--model", str(trained_model_dir), "--copy-into", str(tmp_path / "x"),
+                "--link-into", str(tmp_path / "y"))
+    assert r.returncode == 2 and not (tmp_path / "x").exists()
+    content = {str(p): p.read_bytes() for p in (photos / "b").iterdir()}
+    out = tmp_path / "moved"
+    r = run_cli("run", str(photos / "b"), "--model", str(trained_model_dir), "--copy-into", str(out), "--move")
+    assert r.returncode == 0, r.stderr
+    expected = _expected(read_csv(r.stdout))
+    assert list(os.scandir(photos / "b")) == []  # moved away
+    for source, folder in expected.items():
+        assert (out / folder / Path(source).name).read_bytes() == content[source]
