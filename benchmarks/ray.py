@@ -12,7 +12,9 @@ Clusters are real `ray start --block` processes on 127.0.0.1 with a head that on
 * 2 nodes x 1 CPU   (two actors, one per node)            -> rows/s per CPU vs 1 x 2
 * then: what N nodes of C CPUs would do at the measured rows/s per CPU.
 
-Usage: python benchmarks/ray.py MODEL_DIR [--images 2000] [--project-nodes 10 --project-cpus 2]
+Each configuration runs ``--repeat`` times (2) and the best is shown: the box is shared.
+
+Usage: python benchmarks/ray.py MODEL_DIR [--images 2000] [--repeat 2] [--project-nodes 10 --project-cpus 2]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,13 +83,19 @@ def run(images: Path, model: Path, out: Path, *extra: str) -> dict:
     return json.loads(summary.read_text())
 
 
-def on_cluster(images: Path, model: Path, out: Path, node_cpus: list[int]) -> dict:
+def best(runs: list[dict]) -> dict:
+    """The run with the best steady rate (the box is shared: the slower runs met other work)."""
+    return max(runs, key=lambda r: r.get("ray", {}).get("rows_per_s_after_first") or r["images_per_s"])
+
+
+def on_cluster(images: Path, model: Path, out: Path, node_cpus: list[int], repeat: int) -> dict:
     temp = tempfile.mkdtemp(prefix="ecbench")
     address, procs = start_cluster(node_cpus, temp)
     try:
-        return run(images, model, out, "--ray", address)
+        return best([run(images, model, out.with_name(f"{out.stem}{i}.csv"), "--ray", address) for i in range(repeat)])
     finally:
         stop_cluster(procs)
+        shutil.rmtree(temp, ignore_errors=True)  # Ray's session logs
 
 
 def main() -> None:
@@ -94,6 +103,7 @@ def main() -> None:
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    ap.add_argument("--repeat", type=int, default=2, help="runs per configuration (the best is shown)")
     ap.add_argument("--project-nodes", type=int, default=10)
     ap.add_argument("--project-cpus", type=int, default=2, help="CPUs per node of the projected cluster")
     args = ap.parse_args()
@@ -106,10 +116,10 @@ def main() -> None:
                                       size=tuple(args.size))
         n = len(list(folder.iterdir()))
         print(f"{n} JPEGs {args.size[1]}x{args.size[0]}, model {args.model_dir}, {cpus} CPUs on this box")
-        results = {"plain": run(folder, args.model_dir, Path(tmp) / "plain.csv")}
-        results["1x2"] = on_cluster(folder, args.model_dir, Path(tmp) / "one.csv", [2])
-        results["2x1"] = on_cluster(folder, args.model_dir, Path(tmp) / "two.csv", [1, 1])
-        same = all((Path(tmp) / f).read_bytes() == (Path(tmp) / "plain.csv").read_bytes() for f in ("one.csv",))
+        results = {"plain": best([run(folder, args.model_dir, Path(tmp) / "plain.csv") for _ in range(args.repeat)])}
+        results["1x2"] = on_cluster(folder, args.model_dir, Path(tmp) / "one.csv", [2], args.repeat)
+        results["2x1"] = on_cluster(folder, args.model_dir, Path(tmp) / "two.csv", [1, 1], args.repeat)
+        same = (Path(tmp) / "one0.csv").read_bytes() == (Path(tmp) / "plain.csv").read_bytes()
     plain = results["plain"]["images_per_s"]
     print("rows/s whole run (start-up included) | after the first rows (actors started, models compiled)")
     print(f"{'configuration':28} {'rows/s':>8} {'vs plain':>9} {'steady':>8} {'per CPU':>8} {'vs plain':>9}")

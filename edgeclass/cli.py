@@ -550,6 +550,7 @@ def train(
     model: Annotated[str, typer.Option("--model", "-m", help="timm MobileViTv2 backbone.")] = "mobilevitv2_075.cvnets_in1k",
     weights: Annotated[Optional[Path], typer.Option(help="Backbone checkpoint (.safetensors, .pth, .pt) instead of the hub; its head is dropped.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Random backbone weights when no pretrained ones are available (weak features).")] = False,
+    backbone: Annotated[Optional[Path], typer.Option(help="probe: use this model folder's FP32 IR (from convert or train) as the backbone, its head cut off: no torch needed.")] = None,
     mode: Annotated[TrainMode, typer.Option(help="probe: a linear head on frozen OpenVINO features (fast); finetune: the whole network in torch.")] = TrainMode.probe,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder (default models/<dataset folder name>/).")] = None,
     input_size: Annotated[Optional[int], typer.Option(min=32, help="Square input size (default: the model's).")] = None,
@@ -576,7 +577,7 @@ def train(
     from edgeclass.report import files_table
 
     options = TrainOptions(
-        dataset=dataset, model=model, weights=weights, random_init=random_init, mode=mode.value, output=output,
+        dataset=dataset, model=model, weights=weights, backbone=backbone, random_init=random_init, mode=mode.value, output=output,
         input_size=input_size, crop_pct=crop_pct, interpolation=interpolation.value if interpolation else None,
         int8=int8, max_drop=max_drop / 100.0, c=c,
         finetune=FinetuneOptions(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr),

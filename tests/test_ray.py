@@ -221,9 +221,10 @@ def _run_bg(*args: str, err: Path) -> subprocess.Popen:
 def test_killed_worker_node_then_killed_driver_then_resume_is_exact(trained_model_dir, tmp_path):
     folder = tmp_path / "many"
     for path, _ in train_test_model.write_images(folder, per_class=25, seed=5, imagefolder=False, ext=".png"):
-        # 640x480 PNGs: a few dozen milliseconds each, so a node still holds work when it is killed
+        # 960x720 PNGs: ~50 ms each on one CPU, so a node still holds seconds of work when killed
         image = cv2.imread(str(path))
-        cv2.imwrite(str(path), cv2.resize(image, (640, 480), interpolation=cv2.INTER_NEAREST))
+        cv2.imwrite(str(path), cv2.resize(image, (960, 720), interpolation=cv2.INTER_NEAREST),
+                    [cv2.IMWRITE_PNG_COMPRESSION, 1])
     out = tmp_path / "out.csv"
     args = ["run", str(folder), "-m", str(trained_model_dir), "-o", str(out), "--resume"]
     # OMP_NUM_THREADS=1 as Ray gives 1-CPU actors: the PIL-exact resize's NumPy matmuls round
@@ -246,8 +247,11 @@ def test_killed_worker_node_then_killed_driver_then_resume_is_exact(trained_mode
         cluster.kill_node(doomed)
         cluster.wait_nodes(1, exact=True)
         cluster.add_node(cpus=1)  # the actor comes back here and the run goes on
-        assert second.wait(timeout=300) == 1
-        assert "lost with failed workers; rerun with --resume" in (tmp_path / "second.err").read_text()
+        # the run goes on without the node; what the node held when killed (if Ray had not handed
+        # it on yet) is reported lost, exit 1, and left to --resume
+        code, err = second.wait(timeout=300), (tmp_path / "second.err").read_text()
+        assert (code, "work units lost with failed workers; rerun with --resume" in err) in ((0, False), (1, True)), err
+        assert "Traceback" not in err
 
         last = run_cli(*args, "--summary-json", str(tmp_path / "last.json"), env=RAY_ENV)
         assert last.returncode == 0, last.stderr
@@ -258,7 +262,7 @@ def test_killed_worker_node_then_killed_driver_then_resume_is_exact(trained_mode
     assert len(counts) == 100 and set(counts.values()) == {1}  # every input exactly once
     assert sorted(rows[1:]) == sorted(_rows(tmp_path / "single.csv")[1:])  # and the right rows
     summary = json.loads((tmp_path / "last.json").read_text())
-    assert summary["skipped_resume"] + summary["total"] == 100 and summary["total"] > 0
+    assert summary["skipped_resume"] + summary["total"] == 100
 
 
 @needs_ray

@@ -233,6 +233,29 @@ def test_default_min_score_comes_from_the_ir_and_keeps_95_percent_of_right_answe
     assert kept >= 0.95 - 1 / len(right) and threshold > 1 / 3
 
 
+@pytest.mark.slow
+def test_probe_from_a_model_folder_needs_no_torch_and_reproduces_the_model(probe, dataset, tmp_path):
+    import sys
+
+    from test_torch_free import BLOCK  # torch, timm, torchvision made unimportable
+
+    out = tmp_path / "from-folder"
+    proc = subprocess.run([sys.executable, "-c", BLOCK, "train", str(dataset["root"]), "--backbone", str(probe["out"]),
+                           "--no-int8", "-o", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta, first = read_ir_meta(out / "model_fp32.xml"), read_ir_meta(probe["out"] / "model_fp32.xml")
+    assert meta.labels == CLASSES and meta.model_name == "mobilevitv2_050"
+    assert meta.extra["train"]["backbone_origin"].endswith(f"backbone IR {(probe['out'] / 'model_fp32.xml').resolve()}")
+    # the IR cut before its trained head gives the torch-exported backbone's features: same head, same scores
+    assert meta.confidence_threshold == pytest.approx(first.confidence_threshold, abs=2e-3)
+    held = [p for paths in heldout_of(dataset["files"]).values() for p in paths]
+    new = run_rows(out, held, "--min-score", "0", "--precision", "fp32")
+    old = {r["source"]: r for r in run_rows(probe["out"], held, "--min-score", "0", "--precision", "fp32")}
+    for r in new:
+        assert r["top1_id"] == old[r["source"]]["top1_id"]
+        assert float(r["top1_score"]) == pytest.approx(float(old[r["source"]]["top1_score"]), abs=1e-3)
+
+
 # ----------------------------------------------------------------------------- finetune, random init
 @pytest.fixture(scope="module")
 def small_val_dataset(tmp_path_factory) -> Path:

@@ -124,7 +124,7 @@ def _resolve_labels(num_classes: int, labels_file: Path | None) -> tuple[str, ..
     )
 
 
-def _preprocess_config(model: torch.nn.Module, overrides: dict[str, Any]) -> PreprocessConfig:
+def preprocess_config(model: torch.nn.Module, overrides: dict[str, Any]) -> PreprocessConfig:
     # timm's precedence: explicit args > the model's pretrained_cfg > timm defaults
     args = {k: v for k, v in overrides.items() if v is not None}
     if "input_size" in args:
@@ -138,6 +138,29 @@ def _preprocess_config(model: torch.nn.Module, overrides: dict[str, Any]) -> Pre
         std=tuple(float(s) for s in cfg["std"]),
         crop_mode=str(cfg.get("crop_mode", "center")),
     )
+
+
+def model_from_checkpoint(name: str, weights: Path, require_head: bool) -> torch.nn.Module:
+    """A timm model built to the checkpoint's head (class count from ``head.fc.weight``; none:
+    a 0-class head, unless ``require_head``) with every tensor loaded; else a clear error."""
+    state = load_checkpoint(weights)
+    if require_head and HEAD_KEY not in state:
+        raise WeightsUnavailableError(f"{weights} has no {HEAD_KEY}: not a timm MobileViTv2 checkpoint")
+    num_classes = int(state[HEAD_KEY].shape[0]) if HEAD_KEY in state else 0
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches: another width
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise WeightsUnavailableError(
+            f"{weights} does not fit {name}: {first[0].strip()} (is --model the right width?)"
+        ) from exc
+    if missing or unexpected:
+        raise WeightsUnavailableError(
+            f"{weights} does not fit {name}: {len(missing)} missing and {len(unexpected)} unexpected "
+            f"tensors (e.g. {(list(missing) + list(unexpected))[:3]}); is --model the right width?"
+        )
+    return model
 
 
 def load_model(
@@ -161,28 +184,12 @@ def load_model(
             raise
         origin = f"hf-hub:{model.pretrained_cfg.get('hf_hub_id') or name}"
     else:
-        state = load_checkpoint(weights)
-        if HEAD_KEY not in state:
-            raise WeightsUnavailableError(f"{weights} has no {HEAD_KEY}: not a timm MobileViTv2 checkpoint")
-        num_classes = int(state[HEAD_KEY].shape[0])
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes)
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # shape mismatches
-            first = str(exc).strip().splitlines()[1:2] or [str(exc)]
-            raise WeightsUnavailableError(
-                f"{weights} does not fit {name}: {first[0].strip()} (is --model the right width?)"
-            ) from exc
-        if missing or unexpected:
-            raise WeightsUnavailableError(
-                f"{weights} does not fit {name}: {len(missing)} missing and {len(unexpected)} unexpected "
-                f"tensors (e.g. {(list(missing) + list(unexpected))[:3]}); is --model the right width?"
-            )
+        model = model_from_checkpoint(name, weights, require_head=True)
         origin = f"file:{weights.resolve()} sha256:{sha256_file(weights)}"
     model.eval()
     num_classes = int(model.get_classifier().out_features)
     labels = _resolve_labels(num_classes, labels_file)
-    preprocess = _preprocess_config(
+    preprocess = preprocess_config(
         model, {"input_size": input_size, "crop_pct": crop_pct, "interpolation": interpolation}
     )
     num_params = sum(p.numel() for p in model.parameters())

@@ -24,7 +24,6 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from itertools import islice
-from pathlib import Path
 
 from edgeclass.engine import EngineOptions
 from edgeclass.errors import EXIT_INPUT_FAILURES, EdgeclassError, ModelError, UsageError
@@ -38,7 +37,7 @@ from edgeclass.run.runner import RunOptions, RunSummary, skip_done
 
 INSTALL_HINT = "pip install 'edgeclass[ray]'"
 WINDOW = 100_000  # units per Ray Data execution (bounds the driver's memory on huge listings)
-BATCH = 64  # units per block at most = per actor call and task (rows reach the driver task by task)
+BATCH = 32  # units per block at most = per actor call and task (rows reach the driver task by task)
 DEFAULT_SEGMENT_S = 60.0  # media time per video range
 LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # --ray local: small, so a small /dev/shm is enough
 _ADDRESS = re.compile(r"^(auto|local|\[?[A-Za-z0-9_.:-]+\]?:\d{1,5})$")
@@ -106,8 +105,8 @@ class RayRun:
         self.address, self.model_dir, self.engine, self.segment_s = address, model_dir, engine, segment_s
         self.per_node: dict[str, int] = {}
         self.lost = 0
+        self._ranges_done: dict[str, int] = {}  # video -> ranges back so far
         self._times: list[tuple[float, int]] = []  # (first row, rows of its batch), (last row, rows)
-        self._started_local = False
 
     # ------------------------------------------------------------------ set-up
     def __enter__(self) -> RayRun:
@@ -240,7 +239,7 @@ class RayRun:
         from edgeclass.run.ray_actor import IMAGE
 
         by_seq = {u.seq: u for u in window}
-        ranges_done: dict[str, int] = {}
+        ranges_done = self._ranges_done  # across windows: a video's ranges may straddle two
         done_units = 0
         try:
             for batch in self._dataset(window, options).iter_batches(batch_format="numpy", batch_size=None):

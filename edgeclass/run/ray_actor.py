@@ -8,7 +8,9 @@ Bad files are rows with a status, never a failed task.
 
 Rows travel as plain columns (no file names: the driver keeps them, so names that are not
 valid UTF-8 never meet Arrow): ``seq`` (the unit), ``frame``/``ts`` (-1/NaN for images),
-``status``, ``error`` (bytes), ``id_i``/``label_i``/``score_i`` per rank, ``node``.
+``status``, ``error`` (bytes), ``id_i``/``label_i``/``score_i`` per rank, ``node``,
+``precision``. Each video range ends with a marker row (empty status), even when it held no
+frame, so the driver knows when every range of a video is back.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from edgeclass import __version__
 from edgeclass.atomic import write_bytes
 from edgeclass.errors import ModelError
-from edgeclass.media.decode import DecodeOptions, load_image_tensor
+from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable, load_image_tensor
 from edgeclass.results import Result, Status, WorkItem
 
 IMAGE, VIDEO = 0, 1  # unit kinds
@@ -66,6 +68,10 @@ def materialize_model(files: dict[str, bytes], expected: dict[str, str]) -> Path
         if got != digest:
             raise ModelError(f"model file {name} on this worker has sha256 {got[:16]}…, expected {digest[:16]}…")
     return folder
+
+
+def _raise(exc: Exception):
+    raise exc
 
 
 class RayClassifier:
@@ -115,6 +121,12 @@ class RayClassifier:
                 continue
             from edgeclass.media.video import range_items
 
+            if float(start) <= 0:
+                try:
+                    check_readable(path)  # as a single-box run: missing/unreadable say so
+                except ImageReadError as exc:
+                    yield WorkItem(path, partial(_raise, exc), tag=int(seq))
+                    continue
             end_ms = None if np.isnan(end) else float(end)
             for item in range_items(Source(path, "video"), pp, self.config.video, float(start), end_ms):
                 yield WorkItem(item.source, item.load, item.frame, item.timestamp_ms, int(seq))

@@ -16,7 +16,7 @@ import torch
 from edgeclass.errors import WeightsUnavailableError
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.model import timm_loader
-from edgeclass.model.timm_loader import HEAD_KEY, check_model_name, load_checkpoint, sha256_file
+from edgeclass.model.timm_loader import check_model_name, sha256_file
 
 
 @dataclass
@@ -26,25 +26,6 @@ class Backbone:
     preprocess: PreprocessConfig
     origin: str
     num_features: int
-
-
-def _from_checkpoint(name: str, weights: Path) -> torch.nn.Module:
-    state = load_checkpoint(weights)
-    head_classes = int(state[HEAD_KEY].shape[0]) if HEAD_KEY in state else 0
-    model = timm.create_model(name, pretrained=False, num_classes=head_classes)
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches: another width
-        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
-        raise WeightsUnavailableError(
-            f"{weights} does not fit {name}: {first[0].strip()} (is --model the right width?)"
-        ) from exc
-    if missing or unexpected:
-        raise WeightsUnavailableError(
-            f"{weights} does not fit {name}: {len(missing)} missing and {len(unexpected)} unexpected tensors "
-            f"(e.g. {(list(missing) + list(unexpected))[:3]}); is --model the right width?"
-        )
-    return model
 
 
 def load_backbone(
@@ -63,7 +44,7 @@ def load_backbone(
     check_model_name(name)
     overrides = {"input_size": input_size, "crop_pct": crop_pct, "interpolation": interpolation}
     if weights is not None:
-        model = _from_checkpoint(name, weights)
+        model = timm_loader.model_from_checkpoint(name, weights, require_head=False)
         origin = f"file:{weights.resolve()} sha256:{sha256_file(weights)}"
     elif random_init:
         torch.manual_seed(seed)
@@ -81,5 +62,5 @@ def load_backbone(
     torch.manual_seed(seed)
     model.reset_classifier(num_classes)
     model.eval()
-    pp = timm_loader._preprocess_config(model, overrides)  # timm's precedence, as convert uses
+    pp = timm_loader.preprocess_config(model, overrides)  # timm's precedence, as convert uses
     return Backbone(model, name, pp, origin, int(model.num_features))

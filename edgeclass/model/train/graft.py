@@ -15,12 +15,25 @@ from edgeclass.errors import ModelError
 from edgeclass.model.export import OUTPUT_NAME
 
 
+def _classifier_input(out: ov.Output) -> ov.Output | None:
+    """The input of a linear classifier (MatMul with a constant weight, then Add) ending at ``out``."""
+    node = out.get_node()
+    if node.get_type_name() != "Add":
+        return None
+    matmul = node.input_value(0).get_node()
+    if matmul.get_type_name() != "MatMul" or matmul.input_value(1).get_node().get_type_name() != "Constant":
+        return None
+    return matmul.input_value(0)
+
+
 def feature_output(model: ov.Model) -> ov.Output:
-    """The pooled-features output of a headless backbone IR (the input of its final softmax)."""
+    """The pooled features of an edgeclass IR: the input of its final softmax for a headless
+    backbone, or of its linear classifier (MatMul + Add) for a classifier IR (``--backbone``)."""
     node = model.get_results()[0].input_value(0).get_node()
     if node.get_type_name() != "Softmax":
         raise ModelError(f"expected the backbone IR to end in a Softmax, found {node.get_type_name()}")
-    out = node.input_value(0)
+    out = _classifier_input(node.input_value(0))
+    out = node.input_value(0) if out is None else out
     if out.get_partial_shape().rank.get_length() != 2:
         raise ModelError(f"backbone features must be N x D, got {out.get_partial_shape()}")
     return out

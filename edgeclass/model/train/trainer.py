@@ -51,6 +51,7 @@ class TrainOptions:
     dataset: Path
     model: str = DEFAULT_MODEL
     weights: Path | None = None
+    backbone: Path | None = None  # probe from an edgeclass model folder's FP32 IR: no torch at all
     random_init: bool = False  # explicit opt-in when no pretrained weights are available
     mode: str = "probe"
     output: Path | None = None  # default: models/<dataset folder name>/
@@ -71,6 +72,7 @@ class Trained:
     dataset: Dataset  # without the images that did not decode
     skipped: list[tuple[str, str]]
     preprocess: Any
+    model_name: str
     backbone_origin: str
     num_params: int
     calibration: dict[str, Any]
@@ -124,23 +126,28 @@ def calibrate(logits: np.ndarray, targets: np.ndarray) -> tuple[dict[str, Any], 
 
 
 def _probe(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Trained:
-    from edgeclass.model.export import torch_to_ov
-    from edgeclass.model.train.backbone import load_backbone
     from edgeclass.model.train.graft import features_model, graft_head
 
-    with timer("load"):
-        progress("load", f"loading the {options.model} backbone")
-        bb = load_backbone(options.model, options.weights, options.random_init, 0,
-                           options.input_size, options.crop_pct, options.interpolation)
-    with timer("export"):
-        progress("export", "converting the backbone to an OpenVINO IR")
-        backbone_ir = torch_to_ov(bb.model, bb.preprocess)
-        num_params = sum(p.numel() for p in bb.model.parameters())
-        del bb.model
+    if options.backbone is not None:
+        with timer("load"):
+            backbone_ir, pp, name, origin, num_params = _backbone_from_folder(options.backbone, progress)
+    else:
+        from edgeclass.model.export import torch_to_ov
+        from edgeclass.model.train.backbone import load_backbone
+
+        with timer("load"):
+            progress("load", f"loading the {options.model} backbone")
+            bb = load_backbone(options.model, options.weights, options.random_init, 0,
+                               options.input_size, options.crop_pct, options.interpolation)
+        with timer("export"):
+            progress("export", "converting the backbone to an OpenVINO IR")
+            backbone_ir, pp, name, origin = torch_to_ov(bb.model, bb.preprocess), bb.preprocess, options.model, bb.origin
+            num_params = sum(p.numel() for p in bb.model.parameters())
+            del bb
     with timer("features"):
         compiled = compile_f32(features_model(backbone_ir))
-        tr = run_over(compiled, [s.path for s in ds.train], bb.preprocess, _counter(progress, "training"))
-        he = run_over(compiled, [s.path for s in ds.heldout], bb.preprocess, _counter(progress, "held-out"))
+        tr = run_over(compiled, [s.path for s in ds.train], pp, _counter(progress, "training"))
+        he = run_over(compiled, [s.path for s in ds.heldout], pp, _counter(progress, "held-out"))
         del compiled
     skipped = tr.failed + he.failed
     ds = ds.without({p for p, _ in skipped})
@@ -156,7 +163,7 @@ def _probe(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Train
     details = {"head": {"type": "logistic_regression", "C": options.c, "features": int(tr.values.shape[1]),
                         "sklearn": _sklearn_version()}}
     params = num_params + head.weight.size + head.bias.size
-    return Trained(model, ds, skipped, bb.preprocess, bb.origin, params, figures, threshold, details)
+    return Trained(model, ds, skipped, pp, name, origin, params, figures, threshold, details)
 
 
 def _finetune(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Trained:
@@ -188,7 +195,22 @@ def _finetune(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Tr
     details = {"finetune": {"options": vars(options.finetune), "best_epoch": result.best_epoch,
                             "epochs_run": result.epochs_run, "threads": result.threads, "history": result.history}}
     params = sum(p.numel() for p in bb.model.parameters())
-    return Trained(model, ds, skipped, bb.preprocess, bb.origin, params, figures, threshold, details)
+    return Trained(model, ds, skipped, bb.preprocess, options.model, bb.origin, params, figures, threshold, details)
+
+
+def _backbone_from_folder(folder: Path, progress):
+    """The FP32 IR of an edgeclass model folder (``convert`` or ``train``), its head to be cut:
+    (IR, preprocessing, model name, origin, parameter count). Torch-free."""
+    from edgeclass.model.export import read_ir
+    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.model.modelinfo import read_metadata
+
+    md = resolve_model_dir(folder)
+    progress("load", f"reading the backbone IR {md.fp32_xml}")
+    ir = read_ir(ov.Core(), md.xml_for("fp32"))
+    meta = read_metadata(ir)
+    origin = f"{meta.weights_origin}; backbone IR {md.fp32_xml.resolve()}"
+    return ir, meta.preprocess, meta.model_name, origin, meta.num_params or 0
 
 
 def _sklearn_version() -> str:
@@ -217,7 +239,7 @@ def _metadata(options: TrainOptions, trained: Trained) -> ModelMetadata:
     return ModelMetadata(
         labels=ds.labels,
         preprocess=trained.preprocess,
-        model_name=options.model,
+        model_name=trained.model_name,
         weights_origin=f"{trained.backbone_origin} + edgeclass train ({options.mode}) on {ds.root.resolve()}",
         precision="fp32",
         num_params=int(trained.num_params),
@@ -274,7 +296,7 @@ def _report(options: TrainOptions, trained: Trained, precision: str, heldout: di
         int8 = {"kept": report.gate_error is None, "xml": report.quantize.xml.name, "gate": int8_meta.accuracy,
                 "method": (int8_meta.calibration or {}).get("method")}
     return {
-        "model_name": options.model,
+        "model_name": trained.model_name,
         "mode": options.mode,
         "dataset": str(ds.root),
         "labels": list(ds.labels),
@@ -302,6 +324,8 @@ def _write_reports(out: ModelDir, trained: Trained, report: TrainReport) -> None
 def train(options: TrainOptions, progress: Callable[[str, str], None] = lambda stage, message: None) -> TrainReport:
     if options.mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {options.mode!r}")
+    if options.backbone is not None and (options.mode != "probe" or options.weights or options.random_init):
+        raise UsageError("--backbone (a model folder) is for --mode probe, without --weights or --random-init")
     timer = _Timer()
     with timer("scan"):
         ds = scan(options.dataset)
