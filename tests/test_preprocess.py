@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import synthetic_photo
+from conftest import REPO, synthetic_photo
 from edgeclass.media.preprocess import (
     PreprocessConfig,
     center_crop_offsets,
@@ -81,3 +83,28 @@ def test_rejects_bad_input():
         resize_and_crop(np.zeros((10, 10), np.uint8), PreprocessConfig())
     with pytest.raises(ValueError):
         PreprocessConfig(interpolation="lanczos")
+
+
+def test_crop_does_not_depend_on_blas_threads(tmp_path):
+    """A Ray actor runs with OMP_NUM_THREADS=1, a box with all cores: the same image must give
+    the same crop (float32 BLAS kernels differ with the thread count and flipped pixels at .5)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hashlib, numpy as np; sys.path[:0] = [{repo!r}, {scripts!r}]\n"
+        "import train_test_model as t\n"
+        "from edgeclass.media.preprocess import PreprocessConfig, resize_and_crop\n"
+        "rng = np.random.default_rng(1)\n"
+        "pp = PreprocessConfig(input_size=(64, 64), crop_pct=0.875)\n"
+        "crops = [resize_and_crop(t.make_image(int(rng.integers(0, 4)), rng, (480, 640)), pp) for _ in range(20)]\n"
+        "print(hashlib.sha1(b''.join(c.tobytes() for c in crops)).hexdigest())\n"
+    ).format(repo=str(REPO), scripts=str(REPO / "scripts"))
+    digests = set()
+    for threads in ("1", "2"):
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+        env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        digests.add(r.stdout.strip())
+    assert len(digests) == 1

@@ -152,7 +152,7 @@ def _coefficients(in_size: int, out_size: int, first: int, count: int, interpola
     w /= w.sum(axis=0, keepdims=True)
     # PIL quantises the normalised weights to fixed point before use.
     w = np.round(w * (1 << _PRECISION_BITS)) / (1 << _PRECISION_BITS)
-    return lo, w.astype(np.float32)
+    return lo, w
 
 
 def _round_u8(x: np.ndarray) -> np.ndarray:
@@ -164,11 +164,16 @@ def _round_u8(x: np.ndarray) -> np.ndarray:
 
 
 _BLOCK = 16  # output pixels per dense block: keeps the band-limited matmuls small
+# float64 accumulation: in float32, OpenBLAS's kernels (which differ with its thread count,
+# e.g. OMP_NUM_THREADS=1 in a Ray actor) round differently and flip pixels sitting at .5, so
+# the same image gave a different crop on a 1-CPU actor than on a 2-core box. In float64 the
+# sums agree to ~1e-13, far from any rounding boundary of the 8-bit result.
+_ACC = np.float64
 
 
 def _resample_cols(planes: np.ndarray, in_size: int, out_size: int, first: int, count: int, interp: str):
     """Resample the last axis of ``planes`` (3, rows, in_size) to outputs ``first..first+count``."""
-    out = np.empty(planes.shape[:-1] + (count,), dtype=np.float32)
+    out = np.empty(planes.shape[:-1] + (count,), dtype=_ACC)
     for b0 in range(0, count, _BLOCK):
         n = min(_BLOCK, count - b0)
         lo, w = _coefficients(in_size, out_size, first + b0, n, interp)
@@ -178,7 +183,7 @@ def _resample_cols(planes: np.ndarray, in_size: int, out_size: int, first: int, 
 
 def _resample_rows(planes: np.ndarray, in_size: int, out_size: int, first: int, count: int, interp: str, row0: int):
     """Resample axis 1 of ``planes`` (3, rows, cols); ``planes`` starts at input row ``row0``."""
-    out = np.empty((planes.shape[0], count, planes.shape[2]), dtype=np.float32)
+    out = np.empty((planes.shape[0], count, planes.shape[2]), dtype=_ACC)
     for b0 in range(0, count, _BLOCK):
         n = min(_BLOCK, count - b0)
         lo, w = _coefficients(in_size, out_size, first + b0, n, interp)
@@ -191,7 +196,7 @@ def resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
 
     ``image`` is an ``HxWx3`` ``uint8`` array; returns a contiguous ``uint8`` array of shape
     ``(crop_h, crop_w, 3)`` in the same channel order. Matches PIL + torchvision to within one
-    grey level (PIL accumulates in fixed point, this in float32).
+    grey level (PIL accumulates in fixed point, this in float64).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
@@ -203,7 +208,7 @@ def resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     # Only the input rows that the cropped output rows read (PIL does the same).
     y0, wy = _coefficients(in_h, out_h, top, crop_h, interp)
     rows = image[y0 : y0 + wy.shape[0]]
-    planes = np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=np.float32)  # (3, rows, in_w)
+    planes = np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=_ACC)  # (3, rows, in_w)
     if in_w != out_w:
         planes = _resample_cols(planes, in_w, out_w, left, crop_w, interp)
     else:
