@@ -456,17 +456,7 @@ def run(
         interactive = is_interactive(console)
         total = count_images(inputs) if interactive and not quiet else None
         reporter = ProgressReporter(console, total, interactive, quiet)
-        if precision is None and md.int8_refused:  # said even with -q: cron runs at half speed
-            _say(console, "warning:", f"running FP32: the INT8 model in {md.path} was refused by the INT8 gate "
-                 f"({md.int8_rejected_xml.name}; see `edgeclass info {md.path}`)")
-        if not quiet:
-            console.print(
-                f"model {classifier.metadata.model_name} ({md.path}), precision {classifier.precision} "
-                f"(inference {classifier.inference_precision})",
-                highlight=False,
-            )
-            if cluster:
-                console.print(cluster.describe(), highlight=False)
+        _print_run_start(console, md, classifier, cluster, precision is None, quiet)
         try:
             with graceful_stop(max_runtime) as stop:
                 if cluster:
@@ -484,6 +474,27 @@ def run(
             write_summary_json(summary_json, summary)
         except EdgeclassError as exc:
             raise _fail(console, exc) from exc
+    _print_run_end(console, summary, quiet, show_summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_run_start(console: Console, md, classifier, cluster, default_precision: bool, quiet: bool) -> None:
+    """The model line, and the FP32-fallback warning (even with -q: cron runs at half speed)."""
+    if default_precision and md.int8_refused:
+        _say(console, "warning:", f"running FP32: the INT8 model in {md.path} was refused by the INT8 gate "
+             f"({md.int8_rejected_xml.name}; see `edgeclass info {md.path}`)")
+    if not quiet:
+        console.print(
+            f"model {classifier.metadata.model_name} ({md.path}), precision {classifier.precision} "
+            f"(inference {classifier.inference_precision})",
+            highlight=False,
+        )
+        if cluster:
+            console.print(cluster.describe(), highlight=False)
+
+
+def _print_run_end(console: Console, summary, quiet: bool, show_summary: bool) -> None:
+    """The per-source table (``--summary``), the closing counts line, and any note (even with -q)."""
     if show_summary and summary.per_source:
         from edgeclass.report import per_source_table
 
@@ -498,7 +509,6 @@ def run(
         console.print(line, highlight=False)
     if summary.note:
         _say(console, "note:", summary.note)
-    raise typer.Exit(summary.exit_code)
 
 
 # ----------------------------------------------------------------------------- train
