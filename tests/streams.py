@@ -120,12 +120,18 @@ def mjpeg_server(fps: float | None = 10.0, frames: int = 1000, frame_at: Callabl
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with _serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}/stream.mjpg"
+
+
+@contextlib.contextmanager
+def _serving(handler):
+    """A threaded HTTP server on 127.0.0.1 (a free port) for the block; yields the port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
@@ -245,15 +251,8 @@ def live_hls_server(folder: Path, window: int = 6, start_segments: int = 3):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/live/index.m3u8"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}/live/index.m3u8"
 
 
 def write_hls(folder: Path, frames, fps: int = 10, segment_s: int = 1) -> Path:
