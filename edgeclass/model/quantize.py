@@ -39,7 +39,7 @@ FLAT_CONTRAST = 8.0  # median per-image pixel std below this: dark/blank calibra
 @dataclass(frozen=True)
 class QuantizeOptions:
     subset_size: int = RECOMMENDED_IMAGES
-    preset: str = "performance"  # "performance" or "mixed" (measured: benchmarks/quantization_defaults.py)
+    preset: str = "performance"  # "performance" or "mixed" (measured: benchmarks/int8_gate.py)
     fast_bias_correction: bool = False  # full bias correction (measured: +0.25 pt, +10% time)
     model_type: str = "transformer"  # "transformer" or "cnn"
     ignored_names: tuple[str, ...] = ()
