@@ -180,3 +180,18 @@ def test_random_weights_with_24_photos_kept_with_a_thin_evidence_warning(tmp_pat
     assert a["images"] == 24 and a["verdict"] == "passed" and a["drop"]["high"] < 0.001
     assert any("weak" in n for n in a["notes"])
     assert "INT8 check is weak" in run_cli("info", str(tmp_path / "m")).stdout
+
+
+def test_info_line_reads_records_of_the_previous_release_and_this_one():
+    """INT8 folders written by edgeclass 0.1 carry the old agreement record; `info` shows both kinds."""
+    from edgeclass.report import accuracy_line
+
+    old = {"images": 60, "source": "held-out calibration images", "top1_agreement": 0.9833,
+           "mean_abs_prob_diff": 0.004, "fp32_top1": None, "int8_top1": None, "drop": 0.0167,
+           "drop_kind": "top-1 disagreement", "max_drop": 0.01, "passed": False}
+    assert accuracy_line(old) == ("top-1 agreement 98.33%, mean |Δp| 0.00400 on 60 images (held-out calibration "
+                                  "images); gate FAILED (top-1 disagreement 1.67 pt)")
+    new = gate.check(_probs(0.9, 4), _probs(0.9, 4), "images", 0.01, 0.01).to_dict()
+    line = accuracy_line(new)
+    assert line.startswith("gate PASSED: expected accuracy drop 0.00 pt (95% CI 0.00 to 0.00), limit 1.00 pt")
+    assert "note: only 4 images checked" in line
