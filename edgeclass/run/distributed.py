@@ -116,7 +116,8 @@ class RayRun:
         if self.address == "local":
             ray.init(address="local", num_cpus=self.engine.threads or len(os.sched_getaffinity(0)),
                      object_store_memory=LOCAL_OBJECT_STORE, include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False)
+                     logging_level=logging.ERROR, log_to_driver=False,
+                     _node_ip_address="127.0.0.1")  # a cluster for this run only: loopback
         else:
             try:
                 ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
