@@ -1,0 +1,56 @@
+"""The Typer app and what every command shares: the error console, messages, errors -> exit codes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from edgeclass import __version__
+from edgeclass.errors import EdgeclassError
+
+EXIT_CODES_HELP = """
+Exit codes: 0 all inputs ok; 1 some inputs failed (more than --max-failures);
+2 usage error; 3 model error; 4 calibration error; 5 INT8 accuracy gate failed;
+6 output error (unwritable, disk full); 7 another run holds the output lock;
+124 stopped by --max-runtime; 130 SIGINT; 143 SIGTERM.
+"""
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Classify images, videos and streams with MobileViTv2 on CPUs, with OpenVINO.",
+    epilog=EXIT_CODES_HELP,
+)
+
+
+def err_console() -> Console:
+    # soft_wrap: messages stay on one line (greppable in cron logs); tables still fit the width
+    return Console(stderr=True, soft_wrap=True)
+
+
+def say(console: Console, prefix: str, message: str, style: str = "yellow") -> None:
+    console.print(f"[{style}]{prefix}[/] {escape(str(message))}", highlight=False)
+
+
+def fail(console: Console, exc: EdgeclassError) -> typer.Exit:
+    say(console, "error:", str(exc), "red")
+    return typer.Exit(exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"edgeclass {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """edgeclass: MobileViTv2 image classification on CPU-only edge boxes."""
+

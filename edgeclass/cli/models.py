@@ -1,0 +1,244 @@
+"""`convert`, `quantize`, `info`: building models and showing them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from edgeclass.errors import EXIT_USAGE, EdgeclassError
+from edgeclass.cli.app import app, err_console, fail, say
+
+
+# ----------------------------------------------------------------------------- quantize options
+class PresetChoice(str, enum.Enum):
+    performance = "performance"
+    mixed = "mixed"
+
+
+class ModelTypeChoice(str, enum.Enum):
+    transformer = "transformer"
+    cnn = "cnn"
+
+
+class Interpolation(str, enum.Enum):
+    bicubic = "bicubic"
+    bilinear = "bilinear"
+
+
+SubsetSize = Annotated[int, typer.Option(help="Calibration images used at most (NNCF subset_size).", min=1)]
+Preset = Annotated[PresetChoice, typer.Option(help="NNCF preset: performance (symmetric) or mixed (asymmetric activations).")]
+FastBias = Annotated[
+    bool,
+    typer.Option("--fast-bias-correction/--no-fast-bias-correction", help="Fast or full NNCF bias correction."),
+]
+ModelType = Annotated[ModelTypeChoice, typer.Option(help="NNCF model type.")]
+Ignore = Annotated[list[str], typer.Option("--ignore", help="Keep this node (by name) in float. Repeatable.")]
+IgnoreType = Annotated[
+    list[str], typer.Option("--ignore-type", help="Keep nodes of this OpenVINO type (e.g. Multiply) in float. Repeatable.")
+]
+SmoothQuant = Annotated[
+    Optional[float], typer.Option(min=0.0, max=1.0, help="SmoothQuant alpha for convolutions (default: off).")
+]
+MaxDrop = Annotated[
+    float,
+    typer.Option(min=0.0, max=100.0,
+                 help="INT8 gate with a labelled --validation folder: refuse INT8 when its top-1 accuracy drop, "
+                      "in points, is above this even at the 95% interval's lower bound."),
+]
+MaxExpectedDrop = Annotated[
+    float,
+    typer.Option(min=0.0, max=100.0,
+                 help="INT8 gate without labels: refuse INT8 when its expected accuracy drop (FP32's probabilities "
+                      "as soft labels), in points, is above this even at the 95% interval's lower bound."),
+]
+Validation = Annotated[
+    Optional[Path],
+    typer.Option(help="Images to check INT8 on (default: the calibration folder's own). Sub-folders named by label "
+                      "or class id make it labelled: accuracy drop, and accuracy control when INT8 misses --max-drop."),
+]
+
+
+@dataclass(frozen=True)
+class QuantizeFlags:
+    """The quantize options shared by `convert` and `quantize`, as parsed."""
+
+    subset_size: int
+    preset: PresetChoice
+    fast_bias_correction: bool
+    model_type: ModelTypeChoice
+    ignore: list[str]
+    ignore_type: list[str]
+    smooth_quant_alpha: float | None
+    max_drop: float
+    max_expected_drop: float
+    validation: Path | None
+
+    def options(self):
+        from edgeclass.model.quantize import QuantizeOptions
+
+        return QuantizeOptions(
+            subset_size=self.subset_size,
+            preset=self.preset.value,
+            fast_bias_correction=self.fast_bias_correction,
+            model_type=self.model_type.value,
+            ignored_names=tuple(self.ignore or ()),
+            ignored_types=tuple(self.ignore_type or ()),
+            smooth_quant_alpha=self.smooth_quant_alpha,
+            max_drop=self.max_drop / 100.0,
+            max_expected_drop=self.max_expected_drop / 100.0,
+            validation=self.validation,
+        )
+
+
+def _print_quantize_report(console: Console, report) -> None:
+    from edgeclass.report import agreement_table
+
+    for w in report.warnings:
+        say(console, "warning:", w)
+    console.print(agreement_table(report.gate.to_dict()))
+    console.print(f"INT8 method: {report.method}", highlight=False)
+    if report.reverted:
+        console.print(f"kept in float by accuracy control: {', '.join(report.reverted)}", highlight=False)
+
+
+def _with_status(console: Console, title: str, work):
+    """Run ``work(update)`` under a spinner; errors become messages and exit codes. A failed
+    INT8 gate still shows its measurements."""
+    from edgeclass.errors import AccuracyGateError
+
+    with console.status(title) as status:
+        try:
+            return work(status.update)
+        except EdgeclassError as exc:
+            status.stop()
+            if isinstance(exc, AccuracyGateError) and getattr(exc, "report", None) is not None:
+                _print_quantize_report(console, exc.report)
+            raise fail(console, exc) from exc
+
+
+# ----------------------------------------------------------------------------- convert
+@app.command()
+def convert(
+    model: Annotated[str, typer.Option("--model", "-m", help="timm MobileViTv2 name, e.g. mobilevitv2_075.cvnets_in1k.")] = "mobilevitv2_075.cvnets_in1k",
+    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint (.safetensors, .pth, .pt) instead of the hub.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Class names, one per line, in class-index order.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder (default models/<model>/).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Square input size (default: the model's).")] = None,
+    crop_pct: Annotated[Optional[float], typer.Option(min=0.05, max=1.0, help="Centre-crop fraction (default: the model's).")] = None,
+    interpolation: Annotated[Optional[Interpolation], typer.Option(help="Resize filter (default: the model's).")] = None,
+    int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also quantize to INT8 with NNCF.")] = True,
+    calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
+    subset_size: SubsetSize = 300,
+    preset: Preset = PresetChoice.performance,
+    fast_bias_correction: FastBias = False,
+    model_type: ModelType = ModelTypeChoice.transformer,
+    ignore: Ignore = [],  # noqa: B006 - typer needs a literal default
+    ignore_type: IgnoreType = [],  # noqa: B006
+    smooth_quant_alpha: SmoothQuant = None,
+    max_drop: MaxDrop = 1.0,
+    max_expected_drop: MaxExpectedDrop = 1.0,
+    validation: Validation = None,
+) -> None:
+    """Convert MobileViTv2 (hub or checkpoint) to an OpenVINO FP32 IR, then quantize it to INT8."""
+    console = err_console()
+    try:
+        from edgeclass.model.convert import ConvertOptions, convert as do_convert
+    except ImportError as exc:
+        say(console, "error:", f"convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
+        raise typer.Exit(EXIT_USAGE) from exc
+    from edgeclass.report import files_table, metadata_table
+
+    options = ConvertOptions(
+        model=model,
+        weights=weights,
+        labels=labels,
+        output=output,
+        input_size=input_size,
+        crop_pct=crop_pct,
+        interpolation=interpolation.value if interpolation else None,
+        int8=int8,
+        calibration=calibration,
+        quantize=QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
+                               smooth_quant_alpha, max_drop, max_expected_drop, validation).options(),
+    )
+    report = _with_status(
+        console, "starting", lambda update: do_convert(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {msg}"))
+    )
+    console.print(metadata_table(report.metadata, f"converted {report.metadata.model_name}"))
+    if report.quantize is not None:
+        _print_quantize_report(console, report.quantize)
+    if report.int8_skipped_reason:
+        say(console, "INT8 skipped:", report.int8_skipped_reason)
+    console.print(files_table(report.files))
+    console.print(
+        "times: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items()) + f"\nmodel folder: {report.model_dir.path}",
+        highlight=False,
+    )
+
+
+# ----------------------------------------------------------------------------- quantize
+@app.command()
+def quantize(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder holding model_fp32.xml.")],
+    calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
+    subset_size: SubsetSize = 300,
+    preset: Preset = PresetChoice.performance,
+    fast_bias_correction: FastBias = False,
+    model_type: ModelType = ModelTypeChoice.transformer,
+    ignore: Ignore = [],  # noqa: B006
+    ignore_type: IgnoreType = [],  # noqa: B006
+    smooth_quant_alpha: SmoothQuant = None,
+    max_drop: MaxDrop = 1.0,
+    max_expected_drop: MaxExpectedDrop = 1.0,
+    validation: Validation = None,
+) -> None:
+    """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
+    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.model.quantize import quantize_model_dir
+
+    console = err_console()
+    options = QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
+                            smooth_quant_alpha, max_drop, max_expected_drop, validation).options()
+    report = _with_status(
+        console, "quantizing", lambda update: quantize_model_dir(resolve_model_dir(model_dir), calibration, options, progress=update)
+    )
+    _print_quantize_report(console, report)
+    console.print(f"wrote {report.xml}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- info
+@app.command()
+def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder (default: latest under models/).")] = None) -> None:
+    """Show a model folder: model, labels, input, IR files, calibration provenance, INT8 accuracy."""
+    import openvino as ov
+
+    from edgeclass.model.export import read_ir
+    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.report import files_table, metadata_table
+
+    console = Console()
+    try:
+        md = resolve_model_dir(model_dir)
+        core = ov.Core()
+        shown = False
+        for xml in (md.fp32_xml, md.int8_xml, md.int8_rejected_xml):
+            if xml.is_file():
+                meta = read_metadata(read_ir(core, xml))  # a damaged IR is a ModelError (exit 3)
+                console.print(metadata_table(meta, f"{xml.name}"))
+                shown = True
+        if not shown:
+            raise EdgeclassError(f"no IR in {md.path}")
+    except EdgeclassError as exc:
+        raise fail(err_console(), exc) from exc
+    from edgeclass.cli.training import print_training_report
+
+    print_training_report(console, md.path)  # `edgeclass train` folders: held-out summary
+    console.print(files_table(sorted(md.path.glob("model_*"))))
+
+
