@@ -33,13 +33,11 @@ def inputs(tmp_path_factory, image_sets) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(inputs, trained_model_dir) -> dict[str, str]:
-    """source -> top-1 label of a clean run (and the labels must mostly match the file names,
-    which name the shape drawn)."""
+    """source -> top-1 label of a clean run: every fault below must end with exactly these rows."""
     r = run_cli("run", str(inputs), "--model", str(trained_model_dir), "-k", "1")
     assert r.returncode == EXIT_OK, r.stderr
     rows = {row["source"]: row["top1_label"] for row in read_csv(r.stdout)}
     assert len(rows) == N
-    assert sum(os.path.basename(s).startswith(label) for s, label in rows.items()) >= N - 2
     return rows
 
 

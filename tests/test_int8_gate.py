@@ -119,7 +119,9 @@ def test_default_convert_keeps_int8_and_its_estimate_matches_the_labelled_drop(v
     print(f"{variant}: gate {a['drop']}, labelled {real.drop}, FP32 top-1 {real.fp32_top1}")
     if variant == "colours":
         assert real.fp32_top1 >= 0.95
-    assert real.drop.high >= a["drop"]["low"] and real.drop.low <= a["drop"]["high"]  # intervals agree
+    # the intervals agree (within 0.5 pt: the expected drop is >= 0 by construction, while INT8
+    # can be luckier than FP32 on a labelled sample)
+    assert real.drop.high + 0.005 >= a["drop"]["low"] and real.drop.low <= a["drop"]["high"] + 0.005
     assert abs(real.drop.estimate - a["drop"]["estimate"]) <= 0.015
 
 
@@ -160,7 +162,8 @@ def test_sabotaged_int8_refused_last_good_kept_and_run_warns(tmp_path, trained_m
     r = run_cli("run", str(image_sets["run"]), "--model", str(md), "-q")
     assert r.returncode == 0 and "running FP32" not in r.stderr
     r = run_cli("info", str(md))
-    assert "REFUSED" in r.stdout and "PASSED" in r.stdout
+    kept = read_metadata(ov.Core().read_model(md / "model_int8.xml")).accuracy["verdict"]
+    assert "REFUSED" in r.stdout and {"passed": "PASSED", "inconclusive": "KEPT (inconclusive)"}[kept] in r.stdout
 
 
 @pytest.mark.slow
