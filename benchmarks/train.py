@@ -19,7 +19,14 @@ Random weights quantize badly (INT8 loses ~7 points here), so with the default `
 the gate starts NNCF's accuracy control (ranking every quantized op: many minutes on 2 cores);
 ``--max-drop 10`` times the plain INT8 path a trained backbone takes.
 
-Usage: ``python benchmarks/train.py [--per-class 200] [--max-drop 1] [--weights F --model M --input-size N]``
+4. With ``--finetune-epochs N``: ``--mode finetune`` for N epochs on the same split, the whole
+   network and then only its last 3, 2 and 1 stages (``--train-stages``): seconds per epoch,
+   trainable parameters and held-out accuracy of each.
+
+Usage: ``python benchmarks/train.py [--per-class 200] [--max-drop 1] [--weights F --model M --input-size N]
+[--finetune-epochs 2] [--skip-probe] [--dataset DIR]``
+
+``--dataset DIR`` times your own ImageFolder dataset (read only) instead of the generated one.
 """
 
 from __future__ import annotations
@@ -58,7 +65,8 @@ def end_to_end(args, dataset: Path, out: Path) -> dict:
     t0 = time.perf_counter()
     report = train(options)
     total = time.perf_counter() - t0
-    print(f"\n== edgeclass train (probe) on {len(CLASSES) * args.per_class} images, {len(os.sched_getaffinity(0))} cores, "
+    print(f"\n== edgeclass train (probe) on {sum(report.report['counts']['train'].values()) + sum(report.report['counts']['heldout'].values())} images, "
+          f"{len(report.report['labels'])} classes, {len(os.sched_getaffinity(0))} cores, "
           f"{args.model} {'random-init' if args.weights is None else args.weights.name}")
     for stage, seconds in report.seconds.items():
         print(f"  {stage:<10} {seconds:7.1f} s")
@@ -110,7 +118,7 @@ def compare_heads(args, dataset: Path) -> None:
 
     x_tr, y_tr, x_he, y_he = same_features(args, dataset)
     t0 = time.perf_counter()
-    sk = heads.fit_logistic(x_tr, y_tr, len(CLASSES)).logits(x_he).astype(np.float64)
+    sk = heads.fit_logistic(x_tr, y_tr, int(y_tr.max()) + 1).logits(x_he).astype(np.float64)
     t_sk = time.perf_counter() - t0
     t0 = time.perf_counter()
     pt = torch_head(x_tr, y_tr, x_he)
@@ -123,6 +131,30 @@ def compare_heads(args, dataset: Path) -> None:
     print(f"  accuracy ratio sklearn / torch: {(sk.argmax(1) == y_he).mean() / max((pt.argmax(1) == y_he).mean(), 1e-9):.3f}")
 
 
+def finetune_stages(args, dataset: Path) -> None:
+    from edgeclass.model.train.backbone import load_backbone
+    from edgeclass.model.train.dataset import scan
+    from edgeclass.model.train.features import decode_all
+    from edgeclass.model.train.finetune import finetune
+    from edgeclass.model.train.trainer import FinetuneOptions
+
+    ds = scan(dataset)
+    target = {s.path: s.target for s in ds.train + ds.heldout}
+    print(f"\n== finetune, {args.finetune_epochs} epochs on {len(ds.train)} images ({len(ds.heldout)} held out), "
+          f"{args.model} {'random-init' if args.weights is None else args.weights.name}")
+    for stages in (None, 3, 2, 1):
+        bb = load_backbone(args.model, args.weights, args.weights is None, len(ds.labels), args.input_size)
+        tr_paths, tr_x, _ = decode_all([s.path for s in ds.train], bb.preprocess)
+        he_paths, he_x, _ = decode_all([s.path for s in ds.heldout], bb.preprocess)
+        result = finetune(bb.model, np.stack(tr_x), np.array([target[p] for p in tr_paths]), np.stack(he_x),
+                          np.array([target[p] for p in he_paths]), bb.preprocess,
+                          FinetuneOptions(epochs=args.finetune_epochs, patience=args.finetune_epochs, train_stages=stages))
+        seconds = [h["seconds"] for h in result.history]
+        print(f"  {'whole network' if stages is None else f'--train-stages {stages}':<18} "
+              f"{result.trainable_params / 1e6:5.2f} M trainable  s/epoch {' '.join(f'{x:.1f}' for x in seconds)}  "
+              f"held-out accuracy {result.history[-1]['heldout_accuracy'] * 100:.1f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=200)
@@ -130,12 +162,19 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--input-size", type=int, default=None)
     ap.add_argument("--max-drop", type=float, default=1.0, help="INT8 gate limit in points (as `train --max-drop`)")
+    ap.add_argument("--finetune-epochs", type=int, default=0, help="also time --mode finetune per --train-stages")
+    ap.add_argument("--skip-probe", action="store_true", help="skip the probe end to end and the head comparison")
+    ap.add_argument("--dataset", type=Path, default=None, help="an ImageFolder dataset instead of the generated one")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="edgeclass-bench-train-") as tmp:
-        dataset = Path(tmp) / "dataset"
-        make_dataset(dataset, args.per_class)
-        end_to_end(args, dataset, Path(tmp) / "model")
-        compare_heads(args, dataset)
+        dataset = args.dataset or Path(tmp) / "dataset"
+        if args.dataset is None:
+            make_dataset(dataset, args.per_class)
+        if not args.skip_probe:
+            end_to_end(args, dataset, Path(tmp) / "model")
+            compare_heads(args, dataset)
+        if args.finetune_epochs:
+            finetune_stages(args, dataset)
 
 
 if __name__ == "__main__":

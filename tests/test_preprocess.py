@@ -108,3 +108,54 @@ def test_crop_does_not_depend_on_blas_threads(tmp_path):
         assert r.returncode == 0, r.stderr
         digests.add(r.stdout.strip())
     assert len(digests) == 1
+
+
+
+_BLAS_PROBE = """
+import json, os, threading, time
+import numpy as np
+from edgeclass.media.preprocess import PreprocessConfig, resize_and_crop, single_threaded_blas
+
+def other_threads_ticks(work):
+    me = str(threading.get_native_id())
+    def ticks():
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            out[tid] = int(fields[11]) + int(fields[12])
+        return out
+    before = ticks()
+    work()
+    return sum(t - before.get(tid, 0) for tid, t in ticks().items() if tid != me)
+
+image = np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+config = PreprocessConfig(input_size=(256, 256), crop_pct=0.875)
+work = lambda: [resize_and_crop(image, config) for _ in range(3)]
+with single_threaded_blas():
+    work()  # first-call costs out of the way
+control = other_threads_ticks(work)
+time.sleep(1.0)  # OpenBLAS's threads busy-wait a while after a job: let them go to sleep
+with single_threaded_blas():
+    limited = other_threads_ticks(work)
+print(json.dumps({"control": control, "limited": limited}))
+"""
+
+
+def test_exact_resize_keeps_numpys_blas_off_other_threads():
+    """The exact resampler's matmuls run in the decode workers; under ``single_threaded_blas``
+    (what `run`, calibration and training use) OpenBLAS lends them no threads of its own, which
+    on 2 cores made preprocessing 3-4x slower. Measured in a fresh process (CPU ticks of every
+    other thread while this one resizes); the control without the limit shows it can fail."""
+    import json
+    import subprocess
+    import sys
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not blas or max(i["num_threads"] for i in blas) < 2:
+        pytest.skip("NumPy's BLAS runs one thread here anyway")
+    proc = subprocess.run([sys.executable, "-c", _BLAS_PROBE], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ticks = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ticks["control"] >= 5, ticks  # OpenBLAS's threads joined in
+    assert ticks["limited"] <= 1, ticks

@@ -280,7 +280,7 @@ def test_finetune_keeps_the_best_epoch_and_warns_about_few_images(small_val_data
     history = ft["history"]
     assert 1 <= len(history) <= 3 and ft["threads"] == len(os.sched_getaffinity(0))
     best = min(history, key=lambda h: h["heldout_loss"])
-    assert ft["best_epoch"] == best["epoch"]
+    assert ft["best_epoch"] == best["epoch"] and ft["options"]["train_stages"] is None
     report = json.loads((out / "report.json").read_text())
     assert report["evaluated_precision"] == "fp32" and report["heldout"]["images"] == 15
     # the saved IR is the best epoch's network (temperature does not change the top-1)
@@ -289,6 +289,52 @@ def test_finetune_keeps_the_best_epoch_and_warns_about_few_images(small_val_data
     val = sorted((small_val_dataset / "val").rglob("*.png"))
     rows = run_rows(out, val, "--min-score", "0")
     assert sum(r["top1_label"] == Path(r["source"]).parent.name for r in rows) / 15 == pytest.approx(report["heldout"]["accuracy"])
+
+
+def test_train_stages_freezes_the_stem_and_earlier_stages_batchnorm_included():
+    """--train-stages 1: the stem, stages 0-3 and their BatchNorm statistics stay byte-identical
+    through training; the last stage and the head learn. Without it every stage learns."""
+    import torch
+    from edgeclass.model.train.backbone import load_backbone
+    from edgeclass.model.train.finetune import finetune
+    from edgeclass.model.train.trainer import FinetuneOptions
+
+    rng = np.random.default_rng(0)
+    # 40 images, batch 8, 2 epochs: 10 steps, a length whose one-cycle warm-up once divided by zero
+    x, y = rng.integers(0, 256, (40, 64, 64, 3), dtype=np.uint8), np.arange(40) % 3
+    changed = {}
+    for stages in (1, None):
+        bb = load_backbone("mobilevitv2_050", random_init=True, num_classes=3, input_size=64)
+        before = {k: v.clone() for k, v in bb.model.state_dict().items()}
+        result = finetune(bb.model, x, y, x[:6], y[:6], bb.preprocess,
+                          FinetuneOptions(epochs=2, patience=5, batch_size=8, lr=1e-2, train_stages=stages))
+        after = bb.model.state_dict()
+        changed[stages] = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("stages") else "")
+                           for k, v in after.items() if v.dtype.is_floating_point and not torch.equal(v, before[k])}
+        assert all(p.requires_grad for p in bb.model.parameters()) and not bb.model.training
+        total = sum(p.numel() for p in bb.model.parameters())
+        if stages == 1:
+            assert 0 < result.trainable_params < total
+        else:
+            assert result.trainable_params == total
+    assert changed[1] == {"stages.4", "head"}, changed[1]
+    assert {"stem", "stages.0", "stages.1", "stages.2", "stages.3", "stages.4", "head"} <= changed[None]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mode", "finetune", "--train-stages", "6"], "--train-stages must be 1 to 5 (the model has 5 stages), got 6"),
+        (["--mode", "finetune", "--train-stages", "0"], "--train-stages"),
+        (["--train-stages", "2"], "--train-stages is for --mode finetune"),
+    ],
+    ids=["more-than-the-model-has", "zero", "probe"],
+)
+def test_bad_train_stages_are_usage_errors_before_any_decoding(small_val_dataset, tmp_path, args, message):
+    proc = run_cli("train", str(small_val_dataset), *SIZE_ARGS, "--random-init", "--no-int8", *args, "-o", str(tmp_path / "m"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr and "decoding" not in proc.stderr
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ mid-stream."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -485,3 +486,27 @@ def test_frozen_detector_needs_the_same_picture_for_the_whole_delay():
     events = [frozen.update(scene, t * 0.5) for t in range(8)] + [frozen.update(scene + 40, 4.0)]
     assert events == [None, None, None, None, "frozen", None, None, None, "recovered"]
     assert FrozenDetector(after_s=0).update(scene, 0) is None and FrozenDetector(after_s=0).update(scene, 99) is None
+
+
+def _decoder_threads_started(path, options) -> int:
+    """OS threads this process gains while a video is being decoded."""
+    import itertools
+
+    from edgeclass.media.video.reader import AvReader
+
+    before = len(os.listdir("/proc/self/task"))
+    with AvReader(str(path), options, live=False) as reader:
+        for frame in itertools.islice(reader.frames(), 30):
+            frame.pixels()()
+        during = len(os.listdir("/proc/self/task"))
+    return during - before
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="FFmpeg starts no extra decoder threads on one CPU")
+def test_threads_caps_ffmpeg_decoder_threads(coded):
+    """`run --threads 1` (VideoOptions.decoder_threads=1) decodes and converts colours in the
+    calling thread; by default FFmpeg (decoder and swscale) starts its own threads."""
+    from edgeclass.media.video import VideoOptions
+
+    assert _decoder_threads_started(coded, VideoOptions(every_frame=1)) >= 1
+    assert _decoder_threads_started(coded, VideoOptions(every_frame=1, decoder_threads=1)) == 0

@@ -142,7 +142,7 @@ def run(
     from edgeclass.media.inputs import count_images
     from edgeclass.run.stopping import graceful_stop
     from edgeclass.media.video import VideoOptions
-    from edgeclass.media.preprocess import limit_opencv_threads
+    from edgeclass.media.preprocess import limit_library_threads
 
     console = err_console()
     stack = ExitStack()
@@ -164,7 +164,7 @@ def run(
         cluster = stack.enter_context(RayRun(ray_address, md, engine, ray_segment)) if ray_address else None
         classifier = cluster.model if cluster else stack.enter_context(Classifier(md, engine))
         workers = threads or len(os.sched_getaffinity(0))
-        limit_opencv_threads(threads)  # --threads caps OpenCV's pool too
+        limit_library_threads(threads)  # BLAS on one thread; --threads caps OpenCV's pool too
         options = RunOptions(
             inputs=tuple(inputs),
             output=output,
@@ -176,7 +176,7 @@ def run(
             video=VideoOptions(every_s=every, every_frame=every_frame, max_frames=max_frames, duration_s=duration,
                                open_timeout_s=open_timeout, read_timeout_s=read_timeout, reconnects=reconnects,
                                rtsp_tcp=rtsp_tcp, keyframes=keyframes, frozen_after_s=frozen_after,
-                               reduced=reduced_decode),
+                               reduced=reduced_decode, decoder_threads=threads or 0),
             format=output_format.value if output_format else None,
             min_score=min_score,
             sort=sort,

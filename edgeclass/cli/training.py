@@ -65,7 +65,7 @@ def train(
     weights: Annotated[Optional[Path], typer.Option(help="Backbone checkpoint (.safetensors, .pth, .pt) instead of the hub; its head is dropped.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Random backbone weights when no pretrained ones are available (weak features).")] = False,
     backbone: Annotated[Optional[Path], typer.Option(help="probe: use this model folder's FP32 IR (from convert or train) as the backbone, its head cut off: no torch needed.")] = None,
-    mode: Annotated[TrainMode, typer.Option(help="probe: a linear head on frozen OpenVINO features (fast); finetune: the whole network in torch.")] = TrainMode.probe,
+    mode: Annotated[TrainMode, typer.Option(help="probe: a linear head on frozen OpenVINO features (fast); finetune: the network (or its last --train-stages) in torch.")] = TrainMode.probe,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder (default models/<dataset folder name>/).")] = None,
     input_size: Annotated[Optional[int], typer.Option(min=32, help="Square input size (default: the model's).")] = None,
     crop_pct: Annotated[Optional[float], typer.Option(min=0.05, max=1.0, help="Centre-crop fraction (default: the model's).")] = None,
@@ -77,6 +77,7 @@ def train(
     patience: Annotated[int, typer.Option(min=1, help="finetune: stop after this many epochs without a better held-out loss.")] = 3,
     batch_size: Annotated[int, typer.Option(min=1, help="finetune: images per step.")] = 32,
     lr: Annotated[float, typer.Option(min=1e-8, help="finetune: peak learning rate (AdamW, one-cycle).")] = 5e-4,
+    train_stages: Annotated[Optional[int], typer.Option(min=1, help="finetune: train only the last N stages and the head (MobileViTv2 has 5); the rest stays frozen. Default: the whole network.")] = None,
 ) -> None:
     """Train your own classes on a CPU: backbone -> linear head (or fine-tuning) -> FP32 + INT8 IR + report."""
     console = err_console()
@@ -94,7 +95,7 @@ def train(
         dataset=dataset, model=model, weights=weights, backbone=backbone, random_init=random_init, mode=mode.value, output=output,
         input_size=input_size, crop_pct=crop_pct, interpolation=interpolation.value if interpolation else None,
         int8=int8, max_drop=max_drop / 100.0, c=c,
-        finetune=FinetuneOptions(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr),
+        finetune=FinetuneOptions(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, train_stages=train_stages),
     )
     report = _with_status(
         console, "starting", lambda update: do_train(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {escape(msg)}"))

@@ -41,14 +41,15 @@ class ReadFailure(Exception):
 class Frame:
     """A decoded frame, converted to pixels only when asked (:meth:`pixels`)."""
 
-    __slots__ = ("time_s", "key", "_av", "_cap", "_bgr")
+    __slots__ = ("time_s", "key", "_av", "_cap", "_bgr", "_sws_threads")
 
-    def __init__(self, time_s: float | None, key: bool, av_frame=None, cap=None):
+    def __init__(self, time_s: float | None, key: bool, av_frame=None, cap=None, sws_threads: int = 0):
         self.time_s = time_s  # media time since the stream's start; None: no timestamps
         self.key = key
         self._av = av_frame
         self._cap = cap
         self._bgr = None
+        self._sws_threads = sws_threads  # swscale threads per conversion (0: one per CPU)
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -61,11 +62,12 @@ class Frame:
         the conversion is deferred (it runs in the pipeline's worker threads); a camera frame is
         retrieved now, before the next grab overwrites it."""
         if self._av is not None:
-            frame = self._av
+            frame, threads = self._av, self._sws_threads
             if factor > 1:
                 w, h = -(-frame.width // factor), -(-frame.height // factor)
-                return lambda: frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA").to_ndarray()
-            return lambda: frame.to_ndarray(format="bgr24")
+                return lambda: frame.reformat(width=w, height=h, format="bgr24", interpolation="AREA",
+                                              threads=threads).to_ndarray()
+            return lambda: frame.to_ndarray(format="bgr24", threads=threads)
         bgr = self._retrieve()
         return lambda: bgr
 
@@ -127,6 +129,8 @@ class AvReader:
             raise ReadFailure(Status.STREAM_ERROR if live else Status.CORRUPT, "no video stream") from None
         s = self.stream
         s.thread_type = "SLICE" if live or options.keyframes else "AUTO"  # frame threads: files only
+        if options.decoder_threads:  # `run --threads N`: FFmpeg's threads within the same cap
+            s.codec_context.thread_count = options.decoder_threads
         if options.keyframes:
             s.codec_context.skip_frame = "NONKEY"
         self.time_base = float(s.time_base) if s.time_base else None
@@ -159,6 +163,8 @@ class AvReader:
         av = self._av
         s, tb, start = self.stream, self.time_base, self.start_s
         bad = 0
+        # under a --threads cap the pipeline's workers are the parallelism: one swscale thread each
+        sws_threads = 1 if self.options.decoder_threads else 0
         try:
             for packet in self.container.demux(s):
                 self.last_packet = time.monotonic()
@@ -175,7 +181,7 @@ class AvReader:
                 bad = 0
                 for f in decoded:
                     t = f.pts * tb - start if f.pts is not None and tb else None
-                    yield Frame(t, f.key_frame, av_frame=f)
+                    yield Frame(t, f.key_frame, av_frame=f, sws_threads=sws_threads)
         except av.error.FFmpegError as exc:
             if isinstance(exc, getattr(av.error, "ExitError", ())):
                 raise ReadFailure(Status.TIMEOUT, f"no data for {self.options.read_timeout_s:g}s") from None

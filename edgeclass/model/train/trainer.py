@@ -44,6 +44,7 @@ class FinetuneOptions:
     lr: float = 5e-4
     weight_decay: float = 0.05
     seed: int = 0
+    train_stages: int | None = None  # only the last N stages (+ head) learn; None: the whole network
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,13 @@ def _probe(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Train
 def _finetune(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Trained:
     from edgeclass.model.export import torch_to_ov
     from edgeclass.model.train.backbone import load_backbone
-    from edgeclass.model.train.finetune import finetune, fold_temperature, heldout_logits, to_input
+    from edgeclass.model.train.finetune import check_train_stages, finetune, fold_temperature, heldout_logits, to_input
 
     with timer("load"):
         progress("load", f"loading {options.model}")
         bb = load_backbone(options.model, options.weights, options.random_init, len(ds.labels),
                            options.input_size, options.crop_pct, options.interpolation, options.finetune.seed)
+        check_train_stages(bb.model, options.finetune.train_stages)  # before decoding anything
     with timer("decode"):
         progress("decode", f"decoding {len(ds.train) + len(ds.heldout)} images")
         tr_paths, tr_x, tr_bad = decode_all([s.path for s in ds.train], bb.preprocess)
@@ -193,7 +195,8 @@ def _finetune(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Tr
         progress("export", "converting to an OpenVINO IR")
         model = torch_to_ov(bb.model, bb.preprocess)
     details = {"finetune": {"options": vars(options.finetune), "best_epoch": result.best_epoch,
-                            "epochs_run": result.epochs_run, "threads": result.threads, "history": result.history}}
+                            "epochs_run": result.epochs_run, "threads": result.threads,
+                            "trainable_params": result.trainable_params, "history": result.history}}
     params = sum(p.numel() for p in bb.model.parameters())
     return Trained(model, ds, skipped, bb.preprocess, options.model, bb.origin, params, figures, threshold, details)
 
@@ -326,6 +329,8 @@ def train(options: TrainOptions, progress: Callable[[str, str], None] = lambda s
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {options.mode!r}")
     if options.backbone is not None and (options.mode != "probe" or options.weights or options.random_init):
         raise UsageError("--backbone (a model folder) is for --mode probe, without --weights or --random-init")
+    if options.finetune.train_stages is not None and options.mode != "finetune":
+        raise UsageError("--train-stages is for --mode finetune (the probe trains only a head)")
     timer = _Timer()
     with timer("scan"):
         ds = scan(options.dataset)
