@@ -50,7 +50,12 @@ class QuantizeOptions:
     validation: Path | None = None
     accuracy_control: bool = True  # labelled validation: revert layers when plain INT8 misses max_drop
     max_reverts: int = 20  # accuracy control: at most this many revert iterations
-    ranking_subset: int = 100  # accuracy control: images used to rank layer sensitivity
+    # accuracy control ranks every quantized op (74 in mobilevitv2_075) on this many check images.
+    # NNCF takes the images INT8 got wrong and FP32 right first, so 50 holds every informative
+    # image unless INT8 breaks more than 50; measured on the random-init probe (benchmarks/train.py):
+    # 50 and 100 revert the same op and end at the same drop, ranking 31 s instead of 66 s.
+    ranking_subset: int = 50
+    refusal_hint: str | None = None  # what to try, in the refusal message (callers such as `train` know better)
 
     def as_record(self) -> dict:
         return {
@@ -313,8 +318,9 @@ def _refusal_message(result: gate.GateResult, model_dir: ModelDir, options: Quan
     flag = "--max-drop" if result.criterion == gate.ACCURACY_DROP else "--max-expected-drop"
     fallback = (f"the previous {model_dir.int8_xml.name} stays the default" if model_dir.has_int8
                 else "`run` uses FP32")
-    hint = ("check that the calibration images look like what the model sees; add more of them"
-            if options.validation is None else "try a calibration folder like the validation images")
+    hint = options.refusal_hint or (
+        "check that the calibration images look like what the model sees; add more of them"
+        if options.validation is None else "try a calibration folder like the validation images")
     return (
         f"INT8 refused: {result.summary()} exceeds {flag} {result.limit * 100:.2f} pt even at the interval's "
         f"lower bound; saved as {model_dir.int8_rejected_xml.name}, {fallback} ({hint})"

@@ -268,7 +268,9 @@ def _quantize(options: TrainOptions, out: ModelDir, ds: Dataset, report: TrainRe
     from edgeclass.model.quantize import GateFailedError, QuantizeOptions, quantize_model_dir
 
     with SplitFolders(ds) as split:
-        qopts = QuantizeOptions(max_drop=options.max_drop, validation=split.heldout)
+        qopts = QuantizeOptions(max_drop=options.max_drop, validation=split.heldout, refusal_hint=(
+            "FP32 tells the held-out images apart and INT8 does not: keep using FP32, or add training images "
+            "that vary like the held-out ones, they also calibrate INT8"))
         try:
             report.quantize = quantize_model_dir(out, split.train, qopts, progress=lambda m: progress("quantize", m))
         except GateFailedError as exc:
