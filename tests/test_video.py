@@ -488,25 +488,32 @@ def test_frozen_detector_needs_the_same_picture_for_the_whole_delay():
     assert FrozenDetector(after_s=0).update(scene, 0) is None and FrozenDetector(after_s=0).update(scene, 99) is None
 
 
-def _decoder_threads_started(path, options) -> int:
-    """OS threads this process gains while a video is being decoded."""
-    import itertools
 
-    from edgeclass.media.video.reader import AvReader
+_DECODER_THREADS_PROBE = """
+import itertools, json, os, sys
+from edgeclass.media.video import VideoOptions
+from edgeclass.media.video.reader import AvReader
 
+def started(options):
     before = len(os.listdir("/proc/self/task"))
-    with AvReader(str(path), options, live=False) as reader:
+    with AvReader(sys.argv[1], options, live=False) as reader:
         for frame in itertools.islice(reader.frames(), 30):
             frame.pixels()()
         during = len(os.listdir("/proc/self/task"))
     return during - before
 
+print(json.dumps({"default": started(VideoOptions(every_frame=1)),
+                  "one": started(VideoOptions(every_frame=1, decoder_threads=1))}))
+"""
+
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="FFmpeg starts no extra decoder threads on one CPU")
 def test_threads_caps_ffmpeg_decoder_threads(coded):
     """`run --threads 1` (VideoOptions.decoder_threads=1) decodes and converts colours in the
-    calling thread; by default FFmpeg (decoder and swscale) starts its own threads."""
-    from edgeclass.media.video import VideoOptions
-
-    assert _decoder_threads_started(coded, VideoOptions(every_frame=1)) >= 1
-    assert _decoder_threads_started(coded, VideoOptions(every_frame=1, decoder_threads=1)) == 0
+    calling thread; by default FFmpeg (decoder and swscale) starts its own threads. Counted in
+    a fresh process (threads it gains while decoding 30 frames), so no other test's threads count."""
+    proc = subprocess.run([sys.executable, "-c", _DECODER_THREADS_PROBE, str(coded)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    started = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert started["default"] >= 1 and started["one"] == 0, started
