@@ -9,6 +9,8 @@ dynamic.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import openvino as ov
@@ -68,7 +70,14 @@ def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
 
     h, w = pp.input_size
     example = torch.zeros(1, 3, h, w)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # ov.convert_model traces with torch.jit: torch's deprecation notice is not the user's
+        # business, and the tracer's warnings about MobileViTv2's Python shape arithmetic are
+        # exactly what the fixed input size above makes safe
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+        # OVC imports NNCF's torch extensions, whose import logs "No CUDA runtime is found" on a CPU box
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         model = ov.convert_model(torch_model, example_input=example, input=[ov.PartialShape([-1, 3, h, w])])
     return embed_processing(model, pp)
 
