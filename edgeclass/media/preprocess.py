@@ -240,8 +240,8 @@ def single_threaded_blas():
 
     The exact resampler's matmuls are small and run in several decode workers at once; with
     OpenBLAS's own threads on top they oversubscribe the cores and wait on each other (measured
-    on 2 cores, 1080p to 4000x3000 photos: 2.4-3.3 s with OpenBLAS's 2 threads, 0.8 s with one).
-    """
+    on 2 cores, 1080p to 4000x3000 photos in 1-2 workers: 1.8-4.4 s with OpenBLAS's 2 threads,
+    0.74-1.0 s with one)."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")

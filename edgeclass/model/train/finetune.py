@@ -72,8 +72,8 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 class StagedModel(torch.nn.Module):
     """A timm MobileViTv2 (stem, stages, final_conv, head) whose stem and first stages are frozen.
 
-    ``parameters()`` lists only the trainable ones; ``train()`` leaves the frozen part in eval
-    mode. The wrapped model is changed in place (its frozen parameters stop requiring grad).
+    The frozen parameters stop requiring grad (the wrapped model is changed in place: the
+    optimiser gets only ``p.requires_grad`` ones); ``train()`` leaves the frozen part in eval mode.
     """
 
     def __init__(self, model: torch.nn.Module, train_stages: int | None):
