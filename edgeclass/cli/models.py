@@ -56,6 +56,12 @@ MaxExpectedDrop = Annotated[
                  help="INT8 gate without labels: refuse INT8 when its expected accuracy drop (FP32's probabilities "
                       "as soft labels), in points, is above this even at the 95% interval's lower bound."),
 ]
+AccuracyControl = Annotated[
+    bool,
+    typer.Option("--accuracy-control/--no-accuracy-control",
+                 help="With labelled check images: when plain INT8 misses --max-drop, let NNCF keep the most "
+                      "sensitive layers in float (minutes). --no-accuracy-control: plain INT8 or refusal, fast."),
+]
 Validation = Annotated[
     Optional[Path],
     typer.Option(help="Images to check INT8 on (default: the calibration folder's own). Sub-folders named by label "
@@ -77,6 +83,7 @@ class QuantizeFlags:
     max_drop: float
     max_expected_drop: float
     validation: Path | None
+    accuracy_control: bool = True
 
     def options(self):
         from edgeclass.model.quantize import QuantizeOptions
@@ -92,6 +99,7 @@ class QuantizeFlags:
             max_drop=self.max_drop / 100.0,
             max_expected_drop=self.max_expected_drop / 100.0,
             validation=self.validation,
+            accuracy_control=self.accuracy_control,
         )
 
 
@@ -143,6 +151,7 @@ def convert(
     max_drop: MaxDrop = 1.0,
     max_expected_drop: MaxExpectedDrop = 1.0,
     validation: Validation = None,
+    accuracy_control: AccuracyControl = True,
 ) -> None:
     """Convert MobileViTv2 (hub or checkpoint) to an OpenVINO FP32 IR, then quantize it to INT8."""
     console = err_console()
@@ -164,7 +173,7 @@ def convert(
         int8=int8,
         calibration=calibration,
         quantize=QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
-                               smooth_quant_alpha, max_drop, max_expected_drop, validation).options(),
+                               smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options(),
     )
     report = _with_status(
         console, "starting", lambda update: do_convert(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {msg}"))
@@ -196,6 +205,7 @@ def quantize(
     max_drop: MaxDrop = 1.0,
     max_expected_drop: MaxExpectedDrop = 1.0,
     validation: Validation = None,
+    accuracy_control: AccuracyControl = True,
 ) -> None:
     """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
     from edgeclass.model.modeldir import resolve_model_dir
@@ -203,7 +213,7 @@ def quantize(
 
     console = err_console()
     options = QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
-                            smooth_quant_alpha, max_drop, max_expected_drop, validation).options()
+                            smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options()
     report = _with_status(
         console, "quantizing", lambda update: quantize_model_dir(resolve_model_dir(model_dir), calibration, options, progress=update)
     )

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from edgeclass.errors import EXIT_USAGE
 from edgeclass.cli.app import app, err_console, fail, say
-from edgeclass.cli.models import Interpolation, MaxDrop, _with_status
+from edgeclass.cli.models import AccuracyControl, Interpolation, MaxDrop, _with_status
 
 
 # ----------------------------------------------------------------------------- train
@@ -72,6 +72,7 @@ def train(
     interpolation: Annotated[Optional[Interpolation], typer.Option(help="Resize filter (default: the model's).")] = None,
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also quantize to INT8 (gate: the held-out split).")] = True,
     max_drop: MaxDrop = 1.0,
+    accuracy_control: AccuracyControl = True,
     c: Annotated[float, typer.Option("--c", min=1e-6, help="probe: inverse L2 strength of the logistic regression.")] = 1.0,
     epochs: Annotated[int, typer.Option(min=1, help="finetune: at most this many epochs.")] = 15,
     patience: Annotated[int, typer.Option(min=1, help="finetune: stop after this many epochs without a better held-out loss.")] = 3,
@@ -94,7 +95,7 @@ def train(
     options = TrainOptions(
         dataset=dataset, model=model, weights=weights, backbone=backbone, random_init=random_init, mode=mode.value, output=output,
         input_size=input_size, crop_pct=crop_pct, interpolation=interpolation.value if interpolation else None,
-        int8=int8, max_drop=max_drop / 100.0, c=c,
+        int8=int8, max_drop=max_drop / 100.0, accuracy_control=accuracy_control, c=c,
         finetune=FinetuneOptions(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, train_stages=train_stages),
     )
     report = _with_status(

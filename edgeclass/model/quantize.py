@@ -68,6 +68,7 @@ class QuantizeOptions:
             "smooth_quant_alpha": self.smooth_quant_alpha,
             "max_drop": self.max_drop,
             "max_expected_drop": self.max_expected_drop,
+            "accuracy_control": self.accuracy_control,
         }
 
 

@@ -61,6 +61,7 @@ class TrainOptions:
     interpolation: str | None = None
     int8: bool = True
     max_drop: float = 0.01  # INT8 gate on the held-out split (labelled): top-1 accuracy drop
+    accuracy_control: bool = True  # NNCF's accuracy control when plain INT8 misses max_drop
     c: float = 1.0  # probe: inverse L2 strength of the logistic regression
     finetune: FinetuneOptions = FinetuneOptions()
 
@@ -268,7 +269,8 @@ def _quantize(options: TrainOptions, out: ModelDir, ds: Dataset, report: TrainRe
     from edgeclass.model.quantize import GateFailedError, QuantizeOptions, quantize_model_dir
 
     with SplitFolders(ds) as split:
-        qopts = QuantizeOptions(max_drop=options.max_drop, validation=split.heldout, refusal_hint=(
+        qopts = QuantizeOptions(max_drop=options.max_drop, validation=split.heldout,
+                                accuracy_control=options.accuracy_control, refusal_hint=(
             "FP32 tells the held-out images apart and INT8 does not: keep using FP32, or add training images "
             "that vary like the held-out ones, they also calibrate INT8"))
         try:
