@@ -82,3 +82,30 @@ def test_quantize_on_a_corrupt_ir_is_a_model_error(tmp_path, image_sets):
     assert r.returncode == 3, r.stderr
     assert "cannot read" in r.stderr and "model_fp32.xml" in r.stderr and "Traceback" not in r.stderr
     assert not (md / "model_int8.xml").exists()
+
+
+def test_ignored_ops_stay_in_float_and_are_counted(tmp_path, trained_model_dir, image_sets):
+    """--ignore keeps named ops in float, and quantized_ops() (what accuracy control's "ops kept
+    in float" is counted with) sees INT8 inputs behind shape-only ops: the stem convolution
+    takes its FakeQuantize through a Transpose, attention output projections through a Broadcast."""
+    from edgeclass.model.quantize import quantized_ops
+
+    md = _fp32_only(tmp_path, trained_model_dir)
+    convs = [op for op in ov.Core().read_model(md / "model_fp32.xml").get_ordered_ops()
+             if op.get_type_name() == "Convolution"]
+    stem = convs[0].get_friendly_name()
+    out_proj = next(op.get_friendly_name() for op in convs if "attn.out_proj" in op.get_friendly_name())
+    plain = quantized_ops(ov.Core().read_model(trained_model_dir / "model_int8.xml"))
+    assert {stem, out_proj} <= plain
+    r = run_cli("quantize", str(md), "--calibration", str(image_sets["calibration"]), "--subset-size", "40",
+                "--max-drop", "100", "--ignore", stem, "--ignore", out_proj)
+    assert r.returncode == 0, r.stderr
+    int8 = ov.Core().read_model(md / "model_int8.xml")
+    assert read_metadata(int8).calibration["options"]["ignored_names"] == [stem, out_proj]
+    kept = quantized_ops(int8)
+    assert stem not in kept and out_proj not in kept
+    assert plain - kept == {stem, out_proj} and kept <= plain
+    for name, source in ((stem, "Transpose"), (out_proj, "Broadcast")):  # the shape op is there
+        op = next(o for o in ov.Core().read_model(trained_model_dir / "model_int8.xml").get_ordered_ops()
+                  if o.get_friendly_name() == name)
+        assert op.input(0).get_source_output().get_node().get_type_name() == source

@@ -134,15 +134,28 @@ def _dataset(images: ImageSet) -> nncf.Dataset:
     return nncf.Dataset(images.tensors, lambda t: t[None])
 
 
+_COMPUTE_OPS = ("Convolution", "GroupConvolution", "MatMul", "Multiply", "Add")
+# ops that only move or repeat values: a FakeQuantize behind them still quantizes the input
+# (the first convolution's input comes through a Transpose, attention output projections'
+# through a Broadcast, some convolutions' through Reshape/Transpose/Reshape)
+_SHAPE_ONLY_OPS = frozenset({"Transpose", "Reshape", "Broadcast", "Squeeze", "Unsqueeze"})
+
+
+def _behind_shape_ops(node):
+    while node.get_type_name() in _SHAPE_ONLY_OPS:
+        node = node.input(0).get_source_output().get_node()
+    return node
+
+
 def quantized_ops(model: ov.Model) -> set[str]:
     """Names of the compute ops that take a FakeQuantize'd input (run in INT8)."""
-    names = set()
-    for op in model.get_ordered_ops():
-        if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul", "Multiply", "Add"):
-            sources = (i.get_source_output().get_node().get_type_name() for i in op.inputs())
-            if "FakeQuantize" in sources:
-                names.add(op.get_friendly_name())
-    return names
+    return {
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in _COMPUTE_OPS
+        and any(_behind_shape_ops(i.get_source_output().get_node()).get_type_name() == "FakeQuantize"
+                for i in op.inputs())
+    }
 
 
 def _load_calibration(split, pp, folder: Path, warnings: list[str]) -> ImageSet:
