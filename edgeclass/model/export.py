@@ -64,6 +64,12 @@ def versions() -> dict[str, str]:
     return out
 
 
+def quiet_torch_cuda_notice() -> None:
+    """OVC and NNCF import NNCF's torch extensions (when torch is installed), whose import logs
+    "No CUDA runtime is found" on a CPU box: not the user's business. Does not import torch."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
 def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
     """Trace with a fixed height/width (MobileViTv2 computes patch counts in Python) and a dynamic batch."""
     import torch
@@ -76,8 +82,7 @@ def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
         # exactly what the fixed input size above makes safe
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
-        # OVC imports NNCF's torch extensions, whose import logs "No CUDA runtime is found" on a CPU box
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        quiet_torch_cuda_notice()
         model = ov.convert_model(torch_model, example_input=example, input=[ov.PartialShape([-1, 3, h, w])])
     return embed_processing(model, pp)
 

@@ -28,7 +28,7 @@ from edgeclass.errors import AccuracyGateError, CalibrationError, ModelError
 from edgeclass.model import gate
 from edgeclass.model.calibration import ImageSet, files_hash, list_images, load_set, split_folder
 from edgeclass.model.evaluate import predict_views
-from edgeclass.model.export import read_ir, save_ir
+from edgeclass.model.export import quiet_torch_cuda_notice, read_ir, save_ir
 from edgeclass.model.modeldir import ModelDir
 from edgeclass.model.modelinfo import ModelMetadata, read_metadata
 
@@ -291,6 +291,7 @@ def quantize_model_dir(
     """Quantize ``model_fp32.xml`` into ``model_int8.xml`` (or ``model_int8.rejected.xml``)."""
     if not model_dir.fp32_xml.is_file():
         raise ModelError(f"{model_dir.fp32_xml} does not exist: run `edgeclass convert` first")
+    quiet_torch_cuda_notice()
     core = ov.Core()
     fp32 = read_ir(core, model_dir.fp32_xml)
     meta = read_metadata(fp32)
