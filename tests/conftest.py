@@ -47,9 +47,14 @@ def read_csv(path_or_text) -> list[dict]:
 
 
 def _trained(variant: str) -> Path:
-    """A briefly trained 4-class mobilevitv2_050 (cached by the training script's hash)."""
-    script = REPO / "scripts" / "train_test_model.py"
-    digest = hashlib.sha256(script.read_bytes() + f"{TRAIN_STEPS}/{variant}".encode()).hexdigest()[:12]
+    """A briefly trained 4-class mobilevitv2_050, cached by what decides its weights: the training
+    script, the preprocessing it trains through, torch and timm versions (training is deterministic
+    on one machine; a stale cache would hide what a fresh clone trains)."""
+    from importlib.metadata import version
+
+    sources = [REPO / "scripts" / "train_test_model.py", REPO / "edgeclass" / "media" / "preprocess.py"]
+    key = b"".join(f.read_bytes() for f in sources) + f"{TRAIN_STEPS}/{variant}/{version('torch')}/{version('timm')}".encode()
+    digest = hashlib.sha256(key).hexdigest()[:12]
     out = CACHE / f"trained-{variant}-{digest}"
     if not (out / "train_info.json").exists():
         tmp = out.with_name(out.name + ".tmp")
