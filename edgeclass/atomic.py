@@ -3,7 +3,8 @@ the target, fsync the folder. A reader sees the old file or the new one, never a
 power cut the target is one or the other.
 
 Every file the product replaces goes through here (results on a clean finish, summary JSON,
-resume state, IR pairs through :func:`replace_group`).
+resume state, IR pairs through :func:`replace_group`); a file that must not overwrite anything
+(`--move`'s copy across file systems) is published with :func:`publish_new`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,23 @@ def temp_sibling(path: Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.stem}.{tag}-{os.getpid()}{path.suffix}")
 
 
+def _dead(pid: int) -> bool:
+    """A process that cannot be writing a temporary file now (this one counts: it is not)."""
+    return pid == os.getpid() or (os.path.isdir("/proc") and not os.path.exists(f"/proc/{pid}"))
+
+
+def remove_stale_temps(path: Path, tag: str) -> None:
+    """Remove ``path``'s temporary siblings (:func:`temp_sibling`) left by killed processes."""
+    prefix = f".{path.stem}.{tag}-"
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            name = entry.name
+            pid = name[len(prefix):len(name) - len(path.suffix)] if name.endswith(path.suffix) else ""
+            if name.startswith(prefix) and pid.isdigit() and _dead(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "wb", durable: bool = True) -> Iterator[BinaryIO]:
     """``with atomic_open(p) as fh: fh.write(...)``: ``p`` is replaced only if the block succeeds."""
@@ -64,17 +82,35 @@ def write_text(path: Path, text: str, durable: bool = True) -> None:
     write_bytes(path, text.encode("utf-8"), durable)
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a written file's data to disk (a symbolic link: nothing to flush)."""
+    if os.path.islink(path):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def replace_file(tmp: Path, path: Path, durable: bool = True) -> None:
     """Move an already written ``tmp`` over ``path`` (fsyncs ``tmp`` first when ``durable``)."""
     if durable:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)
     os.replace(tmp, path)
     if durable:
         fsync_dir(Path(path).parent)
+
+
+def publish_new(tmp: Path, path: Path) -> None:
+    """Put an already written ``tmp`` at ``path`` only if nothing is there (``FileExistsError``
+    otherwise, ``tmp`` removed): durable, atomic, never overwriting (a hard link, then unlink)."""
+    fsync_file(tmp)
+    try:
+        os.link(tmp, path, follow_symlinks=False)
+    finally:
+        os.unlink(tmp)
+    fsync_dir(Path(path).parent)
 
 
 def replace_group(write: Callable[[dict[Path, Path]], None], targets: list[Path]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -114,3 +116,74 @@ def test_move_only_when_asked(trained_model_dir, photos, tmp_path):
     assert list(os.scandir(photos / "b")) == []  # moved away
     for source, folder in expected.items():
         assert (out / folder / Path(source).name).read_bytes() == content[source]
+
+
+# ----------------------------------------------------------------------------- --move cut by a kill
+FAULTS = Path(__file__).resolve().parent / "faultinject"
+
+
+@pytest.fixture(params=["same-fs", "cross-fs"])
+def inbox(request, photos, tmp_path):
+    """photos/b, on the sorted tree's file system or (cross-fs) on /dev/shm's tmpfs."""
+    if request.param == "same-fs":
+        yield photos / "b"
+        return
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another file system than the test's temporary folder")
+    d = Path(tempfile.mkdtemp(dir=shm, prefix="edgeclass-inbox-"))
+    for p in (photos / "b").iterdir():
+        shutil.copy2(p, d / p.name)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+@pytest.mark.parametrize("step", ["link", "unlink"])
+def test_move_cut_by_a_kill_loses_nothing_and_the_next_run_finishes_it(step, inbox, trained_model_dir, tmp_path,
+                                                                       request):
+    """SIGKILL just before the move links p5.jpg into place (across file systems: after the
+    copy), or just before it removes the original: the file is whole in the inbox (and, after
+    the link, also whole in its folder), never partial; a plain re-run finishes every move."""
+    content = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    assert "p5.jpg" in content and len(content) == 4
+    out = tmp_path / "moved"
+    # across file systems the first link (the same-file-system attempt) fails with EXDEV: the
+    # kill comes at the second, which publishes the durable copy
+    n = 2 if step == "link" and "cross-fs" in request.node.callspec.id else 1
+    killed = run_cli("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(out), "--move",
+                     env={"PYTHONPATH": str(FAULTS), "EDGECLASS_FAULT": f"{step}:/p5.jpg:{n}:kill"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (inbox / "p5.jpg").read_bytes() == content["p5.jpg"]  # the original is untouched
+    placed = [p for p in _all_files(out) if p.name == "p5.jpg"]
+    assert len(placed) == (1 if step == "unlink" else 0)
+    assert all(p.read_bytes() == content["p5.jpg"] for p in placed)  # whole, not partial
+    for p in _all_files(out):  # everything moved so far is whole; nothing is anywhere twice but p5
+        if not p.name.startswith("."):
+            assert p.read_bytes() == content[p.name] and (p.name == "p5.jpg" or not (inbox / p.name).exists())
+
+    again = run_cli("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(out), "--move")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert list(inbox.iterdir()) == []  # every move finished, p5's too
+    files = _all_files(out)
+    assert sorted(p.name for p in files) == sorted(content)  # each once; no ~copies, no temporaries left
+    for p in files:
+        assert p.read_bytes() == content[p.name]
+    rows = {Path(r["source"]).name: r for r in read_csv(again.stdout)}
+    assert "p5.jpg" in rows and (out / _expected([rows["p5.jpg"]])[rows["p5.jpg"]["source"]] / "p5.jpg").is_file()
+
+
+def test_move_into_its_own_input_folder_never_deletes(trained_model_dir, photos):
+    """`run IN --copy-into IN --move`, twice: the second run finds each file already in its place
+    (the same directory entry), which is not an interrupted move to finish."""
+    inbox = photos / "b"
+    content = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    for _ in range(2):
+        r = run_cli("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(inbox), "--move")
+        assert r.returncode == 0, r.stderr[-2000:]
+        files = _all_files(inbox)
+        assert sorted(p.name for p in files) == sorted(content)
+        assert all(p.read_bytes() == content[p.name] and p.parent != inbox for p in files)

@@ -4,7 +4,8 @@
   below ``--min-score`` (row label ``unknown``) to ``DIR/_uncertain/``. Video frames, streams
   and failed rows are not sorted.
 * Modes: ``copy`` (content and mtime copied), ``symlink`` (absolute target), ``hardlink``,
-  ``move`` (only with ``--copy-into ... --move``: the user's file leaves its folder).
+  ``move`` (only with ``--copy-into ... --move``: the user's file leaves its folder; never a
+  partial file at the destination, a move cut by a kill is finished by the next run over it).
 * Idempotent: the place of a file is ``<label>/<its name>``; when that name is already held by
   a *different* file, ``<stem>~<8 hex of its path><suffix>``. A place that already holds this
   file (same link target, same inode, or a copy with the same size and mtime) is left alone, so
@@ -15,6 +16,8 @@
 
 from __future__ import annotations
 
+import errno
+import filecmp
 import hashlib
 import os
 import shutil
@@ -22,12 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeclass.atomic import replace_file, temp_sibling
+from edgeclass.atomic import fsync_dir, publish_new, remove_stale_temps, replace_file, temp_sibling
 from edgeclass.errors import OutputError
 from edgeclass.results import UNKNOWN_LABEL, Result
 
 UNCERTAIN = "_uncertain"
 MODES = ("copy", "symlink", "hardlink", "move")
+# os.link's errors that mean "no hard link here" (another file system, FAT, some network mounts)
+_NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
 
 
 @dataclass(frozen=True)
@@ -74,17 +79,51 @@ def destination(root: Path, label: str, source: Path, mode: str) -> tuple[Path, 
     return hashed, os.path.lexists(hashed) and _holds(hashed, source, mode)
 
 
+def _move(source: Path, dest: Path) -> None:
+    """Move without ever overwriting, and so that a kill at any point leaves the file whole at
+    ``source``, or at both places (the next run finishes the move, :func:`finish_move`); never
+    a partial file at ``dest``. Same file system: a hard link, then unlink. Across file systems
+    (or without hard links): a durable copy under a temporary name, linked into place."""
+    try:
+        os.link(source, dest, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINK:
+            raise
+        tmp = temp_sibling(dest, "move")
+        remove_stale_temps(dest, "move")
+        if source.is_symlink():
+            os.symlink(os.readlink(source), tmp)
+        else:
+            shutil.copy2(source, tmp)
+        publish_new(tmp, dest)
+    else:
+        fsync_dir(dest.parent)
+    os.unlink(source)
+
+
+def finish_move(source: Path, dest: Path) -> bool:
+    """``dest`` already holds ``source`` (an interrupted move, or the file put back in its
+    folder): remove ``source`` when ``dest`` is the same file or has the same bytes."""
+    try:
+        if source.name == dest.name and os.path.samestat(os.stat(source.parent), os.stat(dest.parent)):
+            return False  # one directory entry (sorting into the input folder): nothing to finish
+        same = os.path.samestat(os.lstat(source), os.lstat(dest)) or (
+            not source.is_symlink() and not dest.is_symlink() and filecmp.cmp(source, dest, shallow=False))
+        if same:
+            os.unlink(source)
+        return same
+    except OSError:
+        return False
+
+
 def place(source: Path, dest: Path, mode: str) -> None:
     """Put ``source`` at ``dest`` (replacing what a rename can replace; moves never overwrite)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     if mode == "move":
-        if os.path.lexists(dest):
-            raise FileExistsError(f"{dest} exists")
-        shutil.move(source, dest)
+        _move(source, dest)
         return
     tmp = temp_sibling(dest, "sort")
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
+    remove_stale_temps(dest, "sort")
     if mode == "copy":
         shutil.copy2(source, tmp)
     elif mode == "symlink":
@@ -114,6 +153,8 @@ class Sorter:
         source = Path(os.path.abspath(result.source))
         dest, there = destination(self.options.root, result.predictions[0].label, source, self.options.mode)
         if there:
+            if self.options.mode == "move" and finish_move(source, dest):
+                self.placed += 1
             return
         try:
             place(source, dest, self.options.mode)

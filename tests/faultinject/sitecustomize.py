@@ -11,6 +11,8 @@ name ends with ``suffix``:
 * ``write``   + ``kill``: SIGKILL before writing; ``torn``: write the first half, then SIGKILL;
   ``enospc``: that write and every later one to the file fail with ENOSPC (a full disk).
 * ``replace`` + ``kill``: SIGKILL just before renaming onto the file.
+* ``link``    + ``kill``: SIGKILL just before hard-linking onto the file (``--move``'s last step
+  before the original goes); ``unlink`` + ``kill``: SIGKILL just before removing the file.
 * ``open``    + ``delete``: the file is deleted just before it is opened; ``swap``: its content is
   replaced by the file named in ``EDGECLASS_FAULT_DATA`` (a file replaced between listing and
   reading).
@@ -73,15 +75,17 @@ if _spec:
 
         os.write, os.pwrite = write, pwrite
 
-    elif _op == "replace":
-        _real_replace = os.replace
+    elif _op in ("replace", "link", "unlink"):
+        # SIGKILL just before the call that would touch the file: the target is the second
+        # argument of os.replace/os.link (src, dst), the only one of os.unlink (path)
+        _real = getattr(os, _op)
 
-        def replace(src, dst, **kw):
-            if _hit(dst):
+        def _kill_before(*args, **kw):
+            if _hit(args[1] if _op != "unlink" else args[0]):
                 _die()
-            return _real_replace(src, dst, **kw)
+            return _real(*args, **kw)
 
-        os.replace = replace
+        setattr(os, _op, _kill_before)
 
     elif _op == "open":
         _real_open = os.open
