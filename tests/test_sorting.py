@@ -142,20 +142,23 @@ def _all_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
 
+@pytest.mark.parametrize("resume", [False, True], ids=["rerun", "resume"])
 @pytest.mark.parametrize("step", ["link", "unlink"])
-def test_move_cut_by_a_kill_loses_nothing_and_the_next_run_finishes_it(step, inbox, trained_model_dir, tmp_path,
-                                                                       request):
+def test_move_cut_by_a_kill_loses_nothing_and_the_next_run_finishes_it(step, resume, inbox, trained_model_dir,
+                                                                       tmp_path, request):
     """SIGKILL just before the move links p5.jpg into place (across file systems: after the
     copy), or just before it removes the original: the file is whole in the inbox (and, after
-    the link, also whole in its folder), never partial; a plain re-run finishes every move."""
+    the link, also whole in its folder), never partial; the next run, with or without --resume
+    (which skips p5 when its row was written), finishes every move."""
     content = {p.name: p.read_bytes() for p in inbox.iterdir()}
     assert "p5.jpg" in content and len(content) == 4
-    out = tmp_path / "moved"
+    out, csv = tmp_path / "moved", tmp_path / "rows.csv"
+    args = ("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(out), "--move", "-o", str(csv),
+            *(("--resume",) if resume else ()))
     # across file systems the first link (the same-file-system attempt) fails with EXDEV: the
     # kill comes at the second, which publishes the durable copy
     n = 2 if step == "link" and "cross-fs" in request.node.callspec.id else 1
-    killed = run_cli("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(out), "--move",
-                     env={"PYTHONPATH": str(FAULTS), "EDGECLASS_FAULT": f"{step}:/p5.jpg:{n}:kill"})
+    killed = run_cli(*args, env={"PYTHONPATH": str(FAULTS), "EDGECLASS_FAULT": f"{step}:/p5.jpg:{n}:kill"})
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert (inbox / "p5.jpg").read_bytes() == content["p5.jpg"]  # the original is untouched
     placed = [p for p in _all_files(out) if p.name == "p5.jpg"]
@@ -165,15 +168,25 @@ def test_move_cut_by_a_kill_loses_nothing_and_the_next_run_finishes_it(step, inb
         if not p.name.startswith("."):
             assert p.read_bytes() == content[p.name] and (p.name == "p5.jpg" or not (inbox / p.name).exists())
 
-    again = run_cli("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(out), "--move")
+    again = run_cli(*args)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert list(inbox.iterdir()) == []  # every move finished, p5's too
     files = _all_files(out)
+    if resume and step == "link":
+        # p5's row was written before the kill, so --resume skips it, and nothing in the sorted
+        # tree holds it yet: it stays, whole, in the inbox (the README's known gap)
+        assert [p.name for p in inbox.iterdir()] == ["p5.jpg"] and (inbox / "p5.jpg").read_bytes() == content["p5.jpg"]
+        assert sorted(p.name for p in files if not p.name.startswith(".")) == sorted(set(content) - {"p5.jpg"})
+        hidden = [p for p in files if p.name.startswith(".")]  # across file systems: the finished copy
+        assert all(p.name.startswith(".p5.move-") and p.read_bytes() == content["p5.jpg"] for p in hidden)
+        return
+    assert list(inbox.iterdir()) == []  # every move finished, p5's too
     assert sorted(p.name for p in files) == sorted(content)  # each once; no ~copies, no temporaries left
     for p in files:
         assert p.read_bytes() == content[p.name]
-    rows = {Path(r["source"]).name: r for r in read_csv(again.stdout)}
+    rows = {Path(r["source"]).name: r for r in read_csv(csv)}
     assert "p5.jpg" in rows and (out / _expected([rows["p5.jpg"]])[rows["p5.jpg"]["source"]] / "p5.jpg").is_file()
+    if resume:  # one row per file in all: the resumed run did not classify p5 again
+        assert sorted(rows) == sorted(content) and len(read_csv(csv)) == len(content)
 
 
 def test_move_into_its_own_input_folder_never_deletes(trained_model_dir, photos):

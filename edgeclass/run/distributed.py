@@ -186,7 +186,7 @@ class RayRun:
             if source is None:
                 continue
             _refuse_live(source.path)
-            if skip_done(source, resume, counts):
+            if skip_done(source, resume, counts, options.sort):
                 continue
             if source.kind == "image":
                 yield Unit(seq, source.path, IMAGE, file_key(source.path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
 from edgeclass.run.resume import ResumeState, file_key
 from edgeclass.run.sink import OutputSession
-from edgeclass.run.sorting import SortOptions, sorter
+from edgeclass.run.sorting import SortOptions, finish_cut_move, sorter
 from edgeclass.run.stopping import StopState
 
 
@@ -124,7 +125,7 @@ def work_items(
                 counts.live_health = hub.health  # per-source health for the summary
             hub.add(source)
             continue
-        if skip_done(source, resume, counts):
+        if skip_done(source, resume, counts, options.sort):
             continue
         if source.kind == "image":
             key = file_key(source.path)
@@ -152,10 +153,12 @@ def _raise(exc: Exception):
     raise exc
 
 
-def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts) -> bool:
-    """True (and counted) when ``--resume`` finds ``source`` already in the output."""
+def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts, sort: SortOptions | None = None) -> bool:
+    """True (and counted) when ``--resume`` finds ``source`` already in the output (and, under
+    ``--move``, a move a kill cut after the row was written is finished)."""
     if resume is not None and resume.is_done(source.path):
         counts.skipped_resume += 1
+        finish_cut_move(sort, Path(os.path.abspath(source.path)))
         return True
     return False
 

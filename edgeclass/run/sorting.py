@@ -74,9 +74,14 @@ def destination(root: Path, label: str, source: Path, mode: str) -> tuple[Path, 
     plain = folder / source.name
     if not os.path.lexists(plain) or _holds(plain, source, mode):
         return plain, os.path.lexists(plain)
-    tag = hashlib.sha256(os.fsencode(source)).hexdigest()[:8]
-    hashed = folder / f"{source.stem}~{tag}{source.suffix}"
+    hashed = folder / _hashed_name(source)
     return hashed, os.path.lexists(hashed) and _holds(hashed, source, mode)
+
+
+def _hashed_name(source: Path) -> str:
+    """The place's name when another file holds ``source``'s own name there."""
+    tag = hashlib.sha256(os.fsencode(source)).hexdigest()[:8]
+    return f"{source.stem}~{tag}{source.suffix}"
 
 
 def _move(source: Path, dest: Path) -> None:
@@ -114,6 +119,19 @@ def finish_move(source: Path, dest: Path) -> bool:
         return same
     except OSError:
         return False
+
+
+def finish_cut_move(options: SortOptions | None, source: Path) -> bool:
+    """Under ``--move``, a file that ``--resume`` skips (its row is written) but that is still in
+    its folder is a move cut by a kill: finish it when one of the sorted folders holds it."""
+    if options is None or options.mode != "move" or not os.path.lexists(source):
+        return False
+    try:
+        folders = [Path(e.path) for e in os.scandir(options.root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return False
+    return any(os.path.lexists(folder / name) and finish_move(source, folder / name)
+               for folder in folders for name in (source.name, _hashed_name(source)))
 
 
 def place(source: Path, dest: Path, mode: str) -> None:
