@@ -112,7 +112,7 @@ def test_crop_does_not_depend_on_blas_threads(tmp_path):
 
 
 _BLAS_PROBE = """
-import json, os, threading, time
+import json, os, threading
 import numpy as np
 from edgeclass.media.preprocess import PreprocessConfig, resize_and_crop, single_threaded_blas
 
@@ -133,10 +133,10 @@ config = PreprocessConfig(input_size=(256, 256), crop_pct=0.875)
 work = lambda: [resize_and_crop(image, config) for _ in range(3)]
 with single_threaded_blas():
     work()  # first-call costs out of the way
-control = other_threads_ticks(work)
-time.sleep(1.0)  # OpenBLAS's threads busy-wait a while after a job: let them go to sleep
-with single_threaded_blas():
+    # limited first: OpenBLAS's threads busy-wait a while after a job of theirs, so measured
+    # after the control they could count the control's tail
     limited = other_threads_ticks(work)
+control = other_threads_ticks(work)
 print(json.dumps({"control": control, "limited": limited}))
 """
 
