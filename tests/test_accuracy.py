@@ -105,6 +105,7 @@ def test_accuracy_control_never_ends_worse_than_plain(tmp_path, trained_model_di
     r2 = run_cli("quantize", str(md2), "--calibration", str(calib), "--validation", str(val), "--max-drop", "0.5",
                  "--no-accuracy-control")
     assert "Traceback" not in r2.stderr and "INT8 method: plain" in r2.stderr.splitlines()
+    assert r2.stdout == "" and "Statistics collection" in r2.stderr  # NNCF's bars: stderr, not stdout
     meta2 = read_metadata(ov.Core().read_model(md2 / ("model_int8.xml" if r2.returncode == 0 else "model_int8.rejected.xml")))
     c2 = meta2.calibration
     assert c2["options"]["accuracy_control"] is False and c2["method"] == "plain" and not c2["reverted_to_float"]

@@ -109,6 +109,7 @@ def test_refused_int8_exits_5_and_keeps_the_fp32_model(refused):
         f"INT8 was not refused; train said:\n{proc.stderr[-3000:]}")
     assert "Traceback" not in proc.stderr
     assert "CUDA" not in proc.stderr  # NNCF's torch extensions' import notice is not the user's business
+    assert proc.stdout == ""  # NNCF's progress bars go to stderr with the messages: stdout is for data
     assert "INT8: refused (model_int8.rejected.xml)" in proc.stderr.splitlines()
     error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and error[0].startswith("error: INT8 refused: accuracy drop 50.00 pt (95% CI ")

@@ -31,6 +31,14 @@ def err_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+def progress_bars_to_stderr() -> None:
+    """NNCF draws its progress bars on rich's global console (stdout): send them to stderr with
+    edgeclass's own messages, so stdout stays for data (`convert`, `quantize`, `train` write none)."""
+    import rich
+
+    rich.reconfigure(stderr=True)
+
+
 def say(console: Console, prefix: str, message: str, style: str = "yellow") -> None:
     console.print(f"[{style}]{prefix}[/] {escape(str(message))}", highlight=False)
 

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from edgeclass.errors import EXIT_USAGE, EdgeclassError
-from edgeclass.cli.app import app, err_console, fail, say
+from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say
 
 
 # ----------------------------------------------------------------------------- quantize options
@@ -155,6 +155,7 @@ def convert(
 ) -> None:
     """Convert MobileViTv2 (hub or checkpoint) to an OpenVINO FP32 IR, then quantize it to INT8."""
     console = err_console()
+    progress_bars_to_stderr()
     try:
         from edgeclass.model.convert import ConvertOptions, convert as do_convert
     except ImportError as exc:
@@ -212,6 +213,7 @@ def quantize(
     from edgeclass.model.quantize import quantize_model_dir
 
     console = err_console()
+    progress_bars_to_stderr()
     options = QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
                             smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options()
     report = _with_status(

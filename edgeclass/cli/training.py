@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgeclass.errors import EXIT_USAGE
-from edgeclass.cli.app import app, err_console, fail, say
+from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say
 from edgeclass.cli.models import AccuracyControl, Interpolation, MaxDrop, _with_status
 
 
@@ -82,6 +82,7 @@ def train(
 ) -> None:
     """Train your own classes on a CPU: backbone -> linear head (or fine-tuning) -> FP32 + INT8 IR + report."""
     console = err_console()
+    progress_bars_to_stderr()
     if weights is not None and random_init:
         say(console, "error:", "--weights and --random-init exclude each other", "red")
         raise typer.Exit(EXIT_USAGE)
