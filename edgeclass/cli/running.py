@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -135,43 +136,21 @@ def run(
 
     set_opencv_pixel_limit(max_pixels)  # before anything imports cv2: OpenCV reads it once
     from edgeclass.media.decode import DecodeOptions
-    from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
-    from edgeclass.model.modeldir import resolve_model_dir
-    from edgeclass.report import ProgressReporter, is_interactive
-    from edgeclass.run.runner import RunOptions, run as do_run, write_summary_json
-    from edgeclass.media.inputs import count_images
-    from edgeclass.run.stopping import graceful_stop
     from edgeclass.media.video import VideoOptions
-    from edgeclass.media.preprocess import limit_library_threads
+    from edgeclass.run.runner import RunOptions, write_summary_json
 
     console = err_console()
-    stack = ExitStack()
     try:
         _check_run_outputs(output, output_format, resume, summary_json)  # before any work
-        sort = _sort_options(copy_into, link_into, hardlink, move)
         if keyframes and every_frame:
             raise EdgeclassError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
-        if ray_address is not None:
-            from edgeclass.run.distributed import RayRun, check_request
-
-            check_request(ray_address, inputs)  # Ray installed, address well-formed, no live sources
-        md = resolve_model_dir(model)
-        engine = EngineOptions(
-            precision=precision.value if precision else None,
-            threads=threads,
-            cache_dir=None if no_cache else (cache_dir or default_cache_dir()),
-        )
-        cluster = stack.enter_context(RayRun(ray_address, md, engine, ray_segment)) if ray_address else None
-        classifier = cluster.model if cluster else stack.enter_context(Classifier(md, engine))
-        workers = threads or len(os.sched_getaffinity(0))
-        limit_library_threads(threads)  # BLAS on one thread; --threads caps OpenCV's pool too
         options = RunOptions(
             inputs=tuple(inputs),
             output=output,
             top_k=top_k,
             resume=resume,
             max_failures=max_failures,
-            workers=workers,
+            workers=threads or len(os.sched_getaffinity(0)),
             decode=DecodeOptions(max_pixels=max_pixels, reduced_decode=reduced_decode),
             video=VideoOptions(every_s=every, every_frame=every_frame, max_frames=max_frames, duration_s=duration,
                                open_timeout_s=open_timeout, read_timeout_s=read_timeout, reconnects=reconnects,
@@ -179,31 +158,67 @@ def run(
                                reduced=reduced_decode, decoder_threads=threads or 0),
             format=output_format.value if output_format else None,
             min_score=min_score,
-            sort=sort,
+            sort=_sort_options(copy_into, link_into, hardlink, move),
         )
+        summary = _classify(console, options, _RunPlace(model, precision, threads, cache_dir, no_cache, ray_address,
+                                                       ray_segment), max_runtime, quiet)
+        if summary_json is not None:
+            write_summary_json(summary_json, summary)
+    except EdgeclassError as exc:
+        raise fail(console, exc) from exc
+    _print_run_end(console, summary, quiet, show_summary)
+    raise typer.Exit(summary.exit_code)
+
+
+@dataclass(frozen=True)
+class _RunPlace:
+    """Where `run` classifies: which model, at which precision and threads, on this box or Ray."""
+
+    model: Path | None
+    precision: Precision | None
+    threads: int | None
+    cache_dir: Path | None
+    no_cache: bool
+    ray_address: str | None
+    ray_segment: float
+
+
+def _classify(console: Console, options, place: _RunPlace, max_runtime: float | None, quiet: bool):
+    """Open the model (here or on a Ray cluster) and run ``options`` to its summary."""
+    from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
+    from edgeclass.media.inputs import count_images
+    from edgeclass.media.preprocess import limit_library_threads
+    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.report import ProgressReporter, is_interactive
+    from edgeclass.run.runner import run as do_run
+    from edgeclass.run.stopping import graceful_stop
+
+    with ExitStack() as stack:
+        if place.ray_address is not None:
+            from edgeclass.run.distributed import RayRun, check_request
+
+            check_request(place.ray_address, options.inputs)  # Ray installed, address well-formed, no live sources
+        md = resolve_model_dir(place.model)
+        engine = EngineOptions(
+            precision=place.precision.value if place.precision else None,
+            threads=place.threads,
+            cache_dir=None if place.no_cache else (place.cache_dir or default_cache_dir()),
+        )
+        cluster = (stack.enter_context(RayRun(place.ray_address, md, engine, place.ray_segment))
+                   if place.ray_address else None)
+        classifier = cluster.model if cluster else stack.enter_context(Classifier(md, engine))
+        limit_library_threads(place.threads)  # BLAS on one thread; --threads caps OpenCV's pool too
         interactive = is_interactive(console)
-        total = count_images(inputs) if interactive and not quiet else None
+        total = count_images(options.inputs) if interactive and not quiet else None
         reporter = ProgressReporter(console, total, interactive, quiet)
-        _print_run_start(console, md, classifier, cluster, precision is None, quiet)
+        _print_run_start(console, md, classifier, cluster, place.precision is None, quiet)
         try:
             with graceful_stop(max_runtime) as stop:
                 if cluster:
-                    summary = cluster.summarize(do_run(classifier, options, stop, reporter, execute=cluster.execute))
-                else:
-                    summary = do_run(classifier, options, stop, reporter)
+                    return cluster.summarize(do_run(classifier, options, stop, reporter, execute=cluster.execute))
+                return do_run(classifier, options, stop, reporter)
         finally:
             reporter.close()
-    except EdgeclassError as exc:
-        raise fail(console, exc) from exc
-    finally:
-        stack.close()
-    if summary_json is not None:
-        try:
-            write_summary_json(summary_json, summary)
-        except EdgeclassError as exc:
-            raise fail(console, exc) from exc
-    _print_run_end(console, summary, quiet, show_summary)
-    raise typer.Exit(summary.exit_code)
 
 
 def _print_run_start(console: Console, md, classifier, cluster, default_precision: bool, quiet: bool) -> None:
