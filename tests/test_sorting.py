@@ -200,3 +200,27 @@ def test_move_into_its_own_input_folder_never_deletes(trained_model_dir, photos)
         files = _all_files(inbox)
         assert sorted(p.name for p in files) == sorted(content)
         assert all(p.read_bytes() == content[p.name] and p.parent != inbox for p in files)
+
+
+def test_copy_cut_by_a_kill_is_made_by_the_resumed_run(trained_model_dir, photos, tmp_path):
+    """Copies are made before the row is written: SIGKILL just before p5.jpg's copy is renamed
+    into place leaves no row for it, so the --resume run classifies it again and copies it (a
+    written row always means the file is in place); the killed run's temporary copy is removed."""
+    inbox = photos / "b"
+    before = _snapshot(inbox)
+    out, csv = tmp_path / "sorted", tmp_path / "rows.csv"
+    args = ("run", str(inbox), "--model", str(trained_model_dir), "--copy-into", str(out), "-o", str(csv), "--resume")
+    killed = run_cli(*args, env={"PYTHONPATH": str(FAULTS), "EDGECLASS_FAULT": "replace:/p5.jpg:1:kill"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert "p5.jpg" not in {Path(r["source"]).name for r in read_csv(csv)}  # no row: not in place either
+    assert not [p for p in _all_files(out) if p.name == "p5.jpg"]
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows = read_csv(csv)
+    assert sorted(Path(r["source"]).name for r in rows) == sorted(p.name for p in inbox.iterdir())  # once each
+    expected = _expected(rows)
+    files = _all_files(out)
+    assert sorted(p.name for p in files) == sorted(Path(s).name for s in expected)  # no temporaries left
+    for source, folder in expected.items():
+        assert (out / folder / Path(source).name).read_bytes() == Path(source).read_bytes()
+    assert _snapshot(inbox) == before  # copies: the originals untouched

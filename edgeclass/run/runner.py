@@ -22,7 +22,7 @@ from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
 from edgeclass.run.resume import ResumeState, file_key
 from edgeclass.run.sink import OutputSession
-from edgeclass.run.sorting import SortOptions, finish_cut_move, sorter
+from edgeclass.run.sorting import SortOptions, finish_cut_move, sorters
 from edgeclass.run.stopping import StopState
 
 
@@ -217,7 +217,7 @@ def run(
     output = options.output
     fmt = output_format(options)
     note = None
-    sort = sorter(options.sort, reporter.event)  # checks its folder before the output is opened
+    sort_before_row, sort_after_row = sorters(options.sort, reporter.event)  # checks its folder first
     session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event)
     completed: set[str] = set()
     try:
@@ -225,13 +225,14 @@ def run(
         dones = execute(sources, classifier, options, session.state, counts, completed, stop, reporter)
         dones = abstaining(dones, effective_min_score(options, classifier))
         for done in dones:
+            sort_before_row(done.result)
             try:
                 session.write(done.result, done.item.tag, completed)
             except BrokenPipeError:
                 stop.stop("broken pipe", EXIT_OK)
                 break
             counts.add(done.result)
-            sort(done.result)
+            sort_after_row(done.result)
             if done.result.frame is not None and done.result.ok and done.result.predictions:
                 per_source = votes.setdefault(done.result.source, {})
                 label = done.result.predictions[0].label

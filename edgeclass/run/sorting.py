@@ -12,6 +12,8 @@
   runs over the same inputs, with or without ``--resume``, never duplicate anything.
 * The user's files are never modified; copies and links are written under a temporary name and
   renamed into place (:mod:`edgeclass.atomic`).
+* Copies and links are made just before a file's row is written, moves just after
+  (:func:`sorters`), so rows and sorted files agree after a kill.
 """
 
 from __future__ import annotations
@@ -181,6 +183,16 @@ class Sorter:
             self._event(f"not sorted: {result.source} -> {dest}: {exc.strerror or exc}")
 
 
-def sorter(options: SortOptions | None, event: Callable[[str], None]) -> Callable[[Result], None]:
-    """The runner's one hook: a :class:`Sorter`, or a no-op without ``--copy-into``/``--link-into``."""
-    return Sorter(options, event) if options is not None else (lambda result: None)
+def sorters(options: SortOptions | None, event: Callable[[str], None]) -> tuple[Callable[[Result], None], ...]:
+    """The runner's two hooks, called just before and just after a result's row is written. Copies
+    and links are made before: a written row then always means the file is in place, so a
+    ``--resume`` run that skips the file after a kill has no sorting left to do (a kill between the
+    two leaves a placed file without a row: the next run classifies it again, and finds it placed).
+    Moves are made after: a file must not leave its folder before its row exists."""
+    def nothing(result: Result) -> None:
+        return None
+
+    if options is None:
+        return nothing, nothing
+    sort = Sorter(options, event)
+    return (nothing, sort) if options.mode == "move" else (sort, nothing)
