@@ -127,6 +127,11 @@ class ResumeState:
             return same and rec.key.ctime_ns == now.ctime_ns
         return same
 
+    def status(self, source: str) -> str | None:
+        """The status of ``source``'s latest row (None: not in the output)."""
+        rec = self.done.get(identity(source))
+        return rec.status if rec is not None else None
+
 
 def done_inputs(output: Path) -> set[str]:
     """The inputs (absolute paths) an output already holds (the reader of the writer protocol)."""

@@ -154,13 +154,18 @@ def _raise(exc: Exception):
 
 
 def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts, sort: SortOptions | None = None) -> bool:
-    """True (and counted) when ``--resume`` finds ``source`` already in the output (and, under
-    ``--move``, a move a kill cut after the row was written is finished)."""
-    if resume is not None and resume.is_done(source.path):
-        counts.skipped_resume += 1
-        finish_cut_move(sort, Path(os.path.abspath(source.path)))
-        return True
-    return False
+    """True (and counted) when ``--resume`` finds ``source`` already in the output. Under
+    ``--move`` an image with an ok row that is still in its folder is a move a kill cut after
+    the row was written: finished when its place holds it, else classified again (the old row
+    is superseded), so that it is sorted."""
+    if resume is None or not resume.is_done(source.path):
+        return False
+    cut_move = (sort is not None and sort.mode == "move" and source.kind == "image"
+                and resume.status(source.path) == "ok")
+    if cut_move and not finish_cut_move(sort, Path(os.path.abspath(source.path))):
+        return False
+    counts.skipped_resume += 1
+    return True
 
 
 def local_results(sources, classifier, options, resume, counts, completed, stop, reporter) -> Iterator[Done]:
