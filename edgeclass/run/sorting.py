@@ -154,12 +154,11 @@ def place(source: Path, dest: Path, mode: str) -> None:
 
 
 class Sorter:
-    """Called with every result row, after it is written."""
+    """Places the file of every ok still-image result (called around its row: :func:`sorters`)."""
 
     def __init__(self, options: SortOptions, event: Callable[[str], None]):
         self.options = options
         self._event = event
-        self.placed = 0
         try:
             options.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -173,12 +172,11 @@ class Sorter:
         source = Path(os.path.abspath(result.source))
         dest, there = destination(self.options.root, result.predictions[0].label, source, self.options.mode)
         if there:
-            if self.options.mode == "move" and finish_move(source, dest):
-                self.placed += 1
+            if self.options.mode == "move":
+                finish_move(source, dest)
             return
         try:
             place(source, dest, self.options.mode)
-            self.placed += 1
         except OSError as exc:
             self._event(f"not sorted: {result.source} -> {dest}: {exc.strerror or exc}")
 
