@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -41,14 +42,14 @@ def _dead(pid: int) -> bool:
     return pid == os.getpid() or (os.path.isdir("/proc") and not os.path.exists(f"/proc/{pid}"))
 
 
-def remove_stale_temps(path: Path, tag: str) -> None:
-    """Remove ``path``'s temporary siblings (:func:`temp_sibling`) left by killed processes."""
-    prefix = f".{path.stem}.{tag}-"
+def remove_stale_temps(folder: Path, tags: tuple[str, ...]) -> None:
+    """Remove the temporary files (:func:`temp_sibling` with one of ``tags``) that killed
+    processes left in ``folder``. One directory scan: call it once per folder, not per file."""
+    pattern = re.compile(rf"^\..*\.(?:{'|'.join(map(re.escape, tags))})-(\d+)(?:\.[^.]*)?$")
     with contextlib.suppress(OSError):
-        for entry in os.scandir(path.parent):
-            name = entry.name
-            pid = name[len(prefix):len(name) - len(path.suffix)] if name.endswith(path.suffix) else ""
-            if name.startswith(prefix) and pid.isdigit() and _dead(int(pid)):
+        for entry in os.scandir(folder):
+            match = pattern.match(entry.name)
+            if match and _dead(int(match.group(1))):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 

@@ -32,6 +32,7 @@ from edgeclass.errors import OutputError
 from edgeclass.results import UNKNOWN_LABEL, Result
 
 UNCERTAIN = "_uncertain"
+TEMP_TAGS = ("sort", "move")  # temp_sibling tags of copies/links and of moves across file systems
 MODES = ("copy", "symlink", "hardlink", "move")
 # os.link's errors that mean "no hard link here" (another file system, FAT, some network mounts)
 _NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
@@ -97,7 +98,8 @@ def _move(source: Path, dest: Path) -> None:
         if exc.errno not in _NO_HARD_LINK:
             raise
         tmp = temp_sibling(dest, "move")
-        remove_stale_temps(dest, "move")
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
         if source.is_symlink():
             os.symlink(os.readlink(source), tmp)
         else:
@@ -143,7 +145,8 @@ def place(source: Path, dest: Path, mode: str) -> None:
         _move(source, dest)
         return
     tmp = temp_sibling(dest, "sort")
-    remove_stale_temps(dest, "sort")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
     if mode == "copy":
         shutil.copy2(source, tmp)
     elif mode == "symlink":
@@ -159,6 +162,7 @@ class Sorter:
     def __init__(self, options: SortOptions, event: Callable[[str], None]):
         self.options = options
         self._event = event
+        self._cleaned: set[Path] = set()
         try:
             options.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -176,6 +180,9 @@ class Sorter:
                 finish_move(source, dest)
             return
         try:
+            if dest.parent not in self._cleaned:  # a killed run's temporaries: once per folder and run
+                remove_stale_temps(dest.parent, TEMP_TAGS)
+                self._cleaned.add(dest.parent)
             place(source, dest, self.options.mode)
         except OSError as exc:
             self._event(f"not sorted: {result.source} -> {dest}: {exc.strerror or exc}")
