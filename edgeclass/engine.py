@@ -65,6 +65,7 @@ class Classifier:
         self.model_dir = model_dir
         self.precision = options.precision or model_dir.default_precision()
         self.xml = model_dir.xml_for(self.precision)
+        self.model_id = model_dir.model_id(self.precision)  # the `model` column of every row
         model = read_ir(self.core, self.xml)
         self.metadata: ModelMetadata = read_metadata(model)
         # edgeclass infers one image per request: a static batch of 1 lets the CPU plugin use

@@ -23,6 +23,7 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"  # a live source did not answer in time
     EOF = "eof"  # a live stream ended and did not come back
     FROZEN = "frozen"  # a live source repeated the same picture for --frozen-after seconds
+    BLANK = "blank"  # a live source's picture stayed nearly uniform (covered, black) for --blank-after seconds
     ERROR = "error"  # unexpected failure while classifying this input
 
     def __str__(self) -> str:  # csv module writes str(value)
@@ -58,6 +59,7 @@ class RunCounts:
 
     by_status: dict[str, int] = field(default_factory=dict)
     skipped_resume: int = 0
+    kept_other_models: int = 0  # --resume: inputs whose rows came from another model, kept as they are
     live_health: Callable[[], dict[str, dict]] | None = None  # set when live sources are read
 
     def add(self, result: Result) -> None:

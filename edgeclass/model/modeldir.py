@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeclass.errors import ModelNotFoundError, UsageError
+from edgeclass.hashing import sha256_files
 
 FP32_XML = "model_fp32.xml"
 INT8_XML = "model_int8.xml"
@@ -75,6 +76,17 @@ class ModelDir:
         with self.writing():
             for p in (xml, xml.with_suffix(".bin")):
                 p.unlink(missing_ok=True)
+
+    def model_id(self, precision: str) -> str:
+        """The id every result row names its model by: ``<folder>@<12 hex of sha256(xml + bin)>``.
+
+        It changes when the graph or the weights change and not otherwise; the INT8 and FP32 IRs
+        of one folder have different ids. The folder is named after a symlink is resolved, so
+        ``models/current`` gives the id of the model it points at. Computed once per run."""
+        xml = self.xml_for(precision)
+        with self.reading():
+            digest = sha256_files([xml, xml.with_suffix(".bin")])
+        return f"{self.path.resolve().name}@{digest[:12]}"
 
     def default_precision(self) -> str:
         return "int8" if self.has_int8 else "fp32"
