@@ -55,6 +55,7 @@ class RunSummary:
     per_source: dict[str, dict] = field(default_factory=dict)  # videos/streams: winning label
     note: str | None = None  # e.g. where the rows of an unfinished run are (said even with -q)
     health: dict[str, dict] = field(default_factory=dict)  # live sources: frames read, dropped, reconnects...
+    model_id: str = ""  # the `model` column of this run's rows (ModelDir.model_id)
 
     @property
     def images_per_s(self) -> float:
@@ -67,9 +68,11 @@ class RunSummary:
             "ok": self.counts.ok,
             "failed": self.counts.failed,
             "skipped_resume": self.counts.skipped_resume,
+            "kept_other_models": self.counts.kept_other_models,
             "duration_s": round(self.duration_s, 3),
             "images_per_s": round(self.images_per_s, 2),
             "model": self.model,
+            "model_id": self.model_id,
             "model_dir": self.model_dir,
             "precision": self.precision,
             "inference_precision": self.inference_precision,
@@ -254,6 +257,7 @@ def run(
         counts=counts,
         duration_s=time.perf_counter() - started,
         model=classifier.metadata.model_name,
+        model_id=classifier.model_id,
         model_dir=str(classifier.model_dir.path),
         precision=classifier.precision,
         inference_precision=classifier.inference_precision,
