@@ -133,4 +133,7 @@ def resolve_model_dir(path: Path | None) -> ModelDir:
         raise ModelNotFoundError(f"model folder {path} does not exist")
     if not _is_model_dir(path):
         raise ModelNotFoundError(f"{path} holds no {FP32_XML} or {INT8_XML}: run `edgeclass convert` first")
-    return ModelDir(path)
+    real = path.resolve()
+    # a symlink (`models/current`, swapped by `edgeclass promote`) is followed once, here: the
+    # run reads its IR, id and metadata from the folder the link named at start
+    return ModelDir(real if real != path.absolute() else path)
