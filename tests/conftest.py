@@ -52,7 +52,8 @@ def _trained(variant: str) -> Path:
     on one machine; a stale cache would hide what a fresh clone trains)."""
     from importlib.metadata import version
 
-    sources = [REPO / "scripts" / "train_test_model.py", REPO / "edgeclass" / "media" / "preprocess.py"]
+    sources = [REPO / "scripts" / "train_test_model.py", REPO / "edgeclass" / "media" / "preprocess.py",
+               REPO / "edgeclass" / "media" / "resample.py"]
     key = b"".join(f.read_bytes() for f in sources) + f"{TRAIN_STEPS}/{variant}/{version('torch')}/{version('timm')}".encode()
     digest = hashlib.sha256(key).hexdigest()[:12]
     out = CACHE / f"trained-{variant}-{digest}"

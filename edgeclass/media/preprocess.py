@@ -3,10 +3,9 @@
 The reference is timm's evaluation transform for MobileViTv2 (``resolve_data_config`` +
 ``create_transform``): PIL ``Resize(shorter side)`` with an *antialiased* filter, then
 ``CenterCrop``. OpenCV's ``INTER_CUBIC`` does not antialias when shrinking, so it drifts from
-the reference on large photos. :class:`Resampler` reproduces PIL's separable resampling
-(same kernel, same support scaling, same coefficient normalisation, same horizontal-then-
-vertical order with 8-bit rounding in between) with NumPy, computing only the output pixels
-that survive the centre crop.
+the reference on large photos. :mod:`edgeclass.media.resample` reproduces PIL's separable
+resampling exactly (same weights, same horizontal-then-vertical order with 8-bit rounding in
+between), computing only the output pixels that survive the centre crop.
 
 Normalisation (mean/std, u8 -> f32, NHWC -> NCHW) and the BGR -> RGB swap live inside the IR
 (OpenVINO PrePostProcessor), so this module hands the model the cropped ``uint8`` image in
@@ -18,11 +17,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
-INTERPOLATIONS = ("bicubic", "bilinear")
+INTERPOLATIONS = ("bicubic", "bilinear")  # the filters edgeclass.media.resample implements
 CHANNEL_ORDERS = ("RGB", "BGR")
 
 
@@ -111,113 +109,22 @@ def center_crop_offsets(height: int, width: int, crop_h: int, crop_w: int) -> tu
     return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
 
 
-def _bicubic(x: np.ndarray) -> np.ndarray:
-    a = -0.5
-    x = np.abs(x)
-    return np.where(
-        x < 1.0,
-        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
-        np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0),
-    )
-
-
-def _bilinear(x: np.ndarray) -> np.ndarray:
-    return np.maximum(1.0 - np.abs(x), 0.0)
-
-
-_FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
-_PRECISION_BITS = 32 - 8 - 2  # PIL's fixed-point precision for 8-bit images
-
-
-@lru_cache(maxsize=64)
-def _coefficients(in_size: int, out_size: int, first: int, count: int, interpolation: str):
-    """PIL ``precompute_coeffs`` for output pixels ``first .. first+count-1``.
-
-    Returns (start index into the input, dense weight matrix of shape (span, count)) where
-    ``span`` covers every input pixel any of those outputs reads.
-    """
-    kernel, support = _FILTERS[interpolation]
-    scale = in_size / out_size
-    filterscale = max(scale, 1.0)
-    support = support * filterscale
-    xx = np.arange(first, first + count, dtype=np.float64)
-    center = (xx + 0.5) * scale
-    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)
-    xmax = np.minimum((center + support + 0.5).astype(np.int64), in_size)
-    lo, hi = int(xmin.min()), int(xmax.max())
-    pos = np.arange(lo, hi, dtype=np.float64)[:, None]
-    w = kernel((pos - center[None, :] + 0.5) / filterscale)
-    inside = (pos >= xmin[None, :]) & (pos < xmax[None, :])
-    w = np.where(inside, w, 0.0)
-    w /= w.sum(axis=0, keepdims=True)
-    # PIL quantises the normalised weights to fixed point before use.
-    w = np.round(w * (1 << _PRECISION_BITS)) / (1 << _PRECISION_BITS)
-    return lo, w
-
-
-def _round_u8(x: np.ndarray) -> np.ndarray:
-    """In place: PIL adds half then truncates (fixed point), i.e. round half up, then clips."""
-    x += 0.5
-    np.floor(x, out=x)
-    np.clip(x, 0, 255, out=x)
-    return x
-
-
-_BLOCK = 16  # output pixels per dense block: keeps the band-limited matmuls small
-# float64 accumulation: in float32, OpenBLAS's kernels (which differ with its thread count,
-# e.g. OMP_NUM_THREADS=1 in a Ray actor) round differently and flip pixels sitting at .5, so
-# the same image gave a different crop on a 1-CPU actor than on a 2-core box. In float64 the
-# sums agree to ~1e-13, far from any rounding boundary of the 8-bit result.
-_ACC = np.float64
-
-
-def _resample_cols(planes: np.ndarray, in_size: int, out_size: int, first: int, count: int, interp: str):
-    """Resample the last axis of ``planes`` (3, rows, in_size) to outputs ``first..first+count``."""
-    out = np.empty(planes.shape[:-1] + (count,), dtype=_ACC)
-    for b0 in range(0, count, _BLOCK):
-        n = min(_BLOCK, count - b0)
-        lo, w = _coefficients(in_size, out_size, first + b0, n, interp)
-        np.matmul(planes[..., lo : lo + w.shape[0]], w, out=out[..., b0 : b0 + n])
-    return _round_u8(out)
-
-
-def _resample_rows(planes: np.ndarray, in_size: int, out_size: int, first: int, count: int, interp: str, row0: int):
-    """Resample axis 1 of ``planes`` (3, rows, cols); ``planes`` starts at input row ``row0``."""
-    out = np.empty((planes.shape[0], count, planes.shape[2]), dtype=_ACC)
-    for b0 in range(0, count, _BLOCK):
-        n = min(_BLOCK, count - b0)
-        lo, w = _coefficients(in_size, out_size, first + b0, n, interp)
-        np.matmul(w.T, planes[:, lo - row0 : lo - row0 + w.shape[0]], out=out[:, b0 : b0 + n])
-    return _round_u8(out)
-
-
 def resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Resize the shorter side to ``config.resize_shorter`` and centre-crop ``config.input_size``.
 
     ``image`` is an ``HxWx3`` ``uint8`` array; returns a contiguous ``uint8`` array of shape
-    ``(crop_h, crop_w, 3)`` in the same channel order. Matches PIL + torchvision to within one
-    grey level (PIL accumulates in fixed point, this in float64).
+    ``(crop_h, crop_w, 3)`` in the same channel order, equal to PIL's resize + torchvision's
+    centre crop (:mod:`edgeclass.media.resample`: PIL's integer weights, exact arithmetic).
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image.shape} {image.dtype}")
+    from edgeclass.media.resample import resample_crop  # imports cv2: after OpenCV's pixel limit is set
+
     in_h, in_w = image.shape[:2]
     out_h, out_w = resized_size(in_h, in_w, config.resize_shorter)
     crop_h, crop_w = config.input_size
     top, left = center_crop_offsets(out_h, out_w, crop_h, crop_w)
-    interp = config.interpolation
-    # Only the input rows that the cropped output rows read (PIL does the same).
-    y0, wy = _coefficients(in_h, out_h, top, crop_h, interp)
-    rows = image[y0 : y0 + wy.shape[0]]
-    planes = np.ascontiguousarray(rows.transpose(2, 0, 1), dtype=_ACC)  # (3, rows, in_w)
-    if in_w != out_w:
-        planes = _resample_cols(planes, in_w, out_w, left, crop_w, interp)
-    else:
-        planes = planes[:, :, left : left + crop_w]
-    if in_h != out_h:
-        planes = _resample_rows(planes, in_h, out_h, top, crop_h, interp, row0=y0)
-    else:
-        planes = planes[:, top - y0 : top - y0 + crop_h]
-    return np.ascontiguousarray(planes.transpose(1, 2, 0), dtype=np.uint8)
+    return resample_crop(image, out_h, out_w, top, left, crop_h, crop_w, config.interpolation)
 
 
 def fast_resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:

@@ -1,0 +1,151 @@
+"""PIL's antialiased resampling (``Image.resize`` with BICUBIC or BILINEAR), restricted to the
+output pixels a centre crop keeps, at the cost of a few C calls.
+
+PIL resamples separably: a horizontal pass over the input rows the vertical pass will read,
+rounded to 8 bits, then a vertical pass (vertical first for images over 100 times taller than
+wide: ``Image.resize`` does so). Each output pixel is a weighted sum of a few input
+pixels, with weights from the filter stretched by the downscale factor, normalised, and
+quantised to fixed point (``precompute_coeffs`` + ``normalize_coeffs_8bpc`` in Pillow's
+``Resample.c``). This module computes the same weights once per (input size, output size,
+crop), then applies each pass as
+
+    gather (``np.take``: the input lines each block of outputs reads, one copy)
+    -> one batched matrix product (``np.matmul``: every block in one call)
+    -> rounding to 8 bits with saturation (``cv2.add`` into ``CV_8U``).
+
+Exactness, hence determinism: the weights are PIL's integers divided by a power of two, so
+every product and every partial sum is exactly representable in float64 (8-bit pixel x 22-bit
+weight, sums far below 2**53). The products are therefore exact whatever order BLAS adds them
+in, with one thread or many, with or without FMA: the same bytes always give the same crop,
+equal to PIL's own integer arithmetic. The final ``+ 2**-23`` makes OpenCV's round-half-even
+agree with PIL's round-half-up (values are multiples of 2**-22).
+
+Channels stay interleaved (OpenCV's BGR order): a pass works on lines of ``3 * length``
+values, so each block product is ``(outputs x span) @ (span x 3*length)``. The horizontal pass
+runs on the transposed image (``cv2.transpose``), so both passes are row products.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+_PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
+_ROUND_UP = 2.0 ** -(_PRECISION_BITS + 1)  # makes round-half-even round halves up, as PIL does
+_BLOCK = 4  # outputs per block: small blocks keep the zero-padded products close to the real work
+_DTYPE = np.float64
+_CHUNK_VALUES = 1 << 21  # gathered values per product: bounds memory on large images (16 MiB)
+
+
+def _bicubic(x: np.ndarray) -> np.ndarray:
+    a = -0.5
+    x = np.abs(x)
+    return np.where(
+        x < 1.0,
+        ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
+        np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0),
+    )
+
+
+def _bilinear(x: np.ndarray) -> np.ndarray:
+    return np.maximum(1.0 - np.abs(x), 0.0)
+
+
+FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """How to resample one axis to outputs ``first .. first + count - 1``."""
+
+    index: np.ndarray  # (blocks * span,) input lines gathered, block after block
+    weights: np.ndarray  # (blocks, _BLOCK, span) PIL's fixed-point weights / 2**22
+    count: int
+    lines: tuple[int, int]  # [first, last) input lines any output reads
+
+
+def _pil_weights(in_size: int, out_size: int, first: int, count: int, interpolation: str):
+    """Pillow's ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` for the given outputs:
+    (xmin per output, dense (count, taps) weights as integers / 2**22)."""
+    kernel, support = FILTERS[interpolation]
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support *= filterscale
+    taps = int(math.ceil(support)) * 2 + 1
+    center = (np.arange(first, first + count, dtype=np.float64) + 0.5) * scale
+    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C's (int): truncation
+    xmax = np.minimum((center + support + 0.5).astype(np.int64), in_size)
+    pos = xmin[:, None] + np.arange(taps)[None, :]
+    w = kernel((pos - center[:, None] + 0.5) * (1.0 / filterscale))
+    w = np.where(pos < xmax[:, None], w, 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.divide(w, total, out=np.zeros_like(w), where=total != 0.0)
+    fixed = np.trunc(w * (1 << _PRECISION_BITS) + np.where(w < 0, -0.5, 0.5))  # (int)(x +- 0.5)
+    return xmin, fixed / (1 << _PRECISION_BITS)
+
+
+@lru_cache(maxsize=512)
+def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation: str) -> AxisPlan:
+    xmin, w = _pil_weights(in_size, out_size, first, count, interpolation)
+    taps = w.shape[1]
+    blocks = -(-count // _BLOCK)
+    pad = blocks * _BLOCK - count
+    xmin = np.concatenate([xmin, np.repeat(xmin[-1:], pad)])
+    w = np.concatenate([w, np.zeros((pad, taps))]).reshape(blocks, _BLOCK, taps)
+    xmin = xmin.reshape(blocks, _BLOCK)
+    start = xmin.min(axis=1)
+    offset = xmin - start[:, None]  # where each output's taps sit in its block's span
+    span = int((offset.max(axis=1) + taps).max())
+    dense = np.zeros((blocks, _BLOCK, span), dtype=_DTYPE)
+    rows = np.arange(blocks)[:, None, None]
+    outs = np.arange(_BLOCK)[None, :, None]
+    dense[rows, outs, offset[:, :, None] + np.arange(taps)[None, None, :]] = w
+    index = np.minimum(start[:, None] + np.arange(span)[None, :], in_size - 1)  # past the end: weight 0
+    lo, hi = int(index.min()), int(index.max()) + 1
+    index = index.reshape(-1) - lo
+    for arr in (dense, index):
+        arr.setflags(write=False)  # shared by every call through the cache
+    return AxisPlan(index, dense, count, (lo, hi))
+
+
+def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
+    """Resample axis 0 of ``lines`` (input lines ``plan.lines``, each a row of values) ->
+    (count, row length) uint8, rounded and saturated as PIL's ``clip8``."""
+    flat = lines.reshape(lines.shape[0], -1)
+    gathered = np.take(flat, plan.index, axis=0).astype(_DTYPE)  # uint8 gathered: a quarter of the bytes
+    gathered = gathered.reshape(plan.weights.shape[0], plan.weights.shape[2], -1)
+    out = np.matmul(plan.weights, gathered).reshape(-1, flat.shape[1])[: plan.count]
+    return cv2.add(out, _ROUND_UP, dtype=cv2.CV_8U)
+
+
+def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
+    """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on large images."""
+    x0, x1 = plan.lines
+    step = max(1, _CHUNK_VALUES // (plan.index.size * rows.shape[2]))
+    parts = []
+    for r0 in range(0, rows.shape[0], step):
+        columns = cv2.transpose(np.ascontiguousarray(rows[r0 : r0 + step, x0:x1]))  # lines are columns
+        parts.append(cv2.transpose(_apply(plan, columns).reshape(plan.count, -1, rows.shape[2])))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def resample_crop(image: np.ndarray, out_h: int, out_w: int, top: int, left: int, crop_h: int, crop_w: int,
+                  interpolation: str) -> np.ndarray:
+    """``Image.resize((out_w, out_h), filter)`` of an ``HxWx3`` uint8 image, then the crop
+    ``[top:top+crop_h, left:left+crop_w]``, computing only the cropped outputs."""
+    in_h, in_w = image.shape[:2]
+    hplan = axis_plan(in_w, out_w, left, crop_w, interpolation) if in_w != out_w else None
+    vplan = axis_plan(in_h, out_h, top, crop_h, interpolation) if in_h != out_h else None
+    if vplan is not None and in_h > 100 * in_w:  # Image.resize's order for very tall images
+        rows = _apply(vplan, image[vplan.lines[0] : vplan.lines[1]]).reshape(crop_h, in_w, 3)
+        return _horizontal(rows, hplan) if hplan is not None else np.ascontiguousarray(rows[:, left : left + crop_w])
+    y0, y1 = vplan.lines if vplan is not None else (top, top + crop_h)
+    rows = image[y0:y1]
+    rows = _horizontal(rows, hplan) if hplan is not None else rows[:, left : left + crop_w]
+    if vplan is None:
+        return np.ascontiguousarray(rows)
+    return _apply(vplan, np.ascontiguousarray(rows)).reshape(crop_h, crop_w, 3)
