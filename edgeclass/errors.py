@@ -8,7 +8,8 @@ Exit codes (also listed in the README and ``edgeclass run --help``):
 2    usage error (bad option, no inputs, bad labels file)
 3    model error (model folder missing or invalid, weights unavailable)
 4    calibration / quantization error
-5    INT8 accuracy gate failed (the INT8 model was not made the default)
+5    INT8 accuracy gate failed (the INT8 model was not made the default); ``compare``
+     refused NEW; ``promote`` refused NEW after a refusing ``compare`` (no ``--force``)
 6    output error (unwritable output, disk full)
 7    another run holds the lock on this output
 124  stopped by ``--max-runtime``

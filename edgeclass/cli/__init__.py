@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from edgeclass.cli import models, running, training  # noqa: F401 - importing registers the commands
+from edgeclass.cli import models, running, training, updates  # noqa: F401 - importing registers the commands
 from edgeclass.cli.app import app
 
 
