@@ -1,19 +1,23 @@
 #!/usr/bin/env python
-"""End-to-end throughput of `edgeclass run` against the alternatives, in one run, same machine.
+"""`edgeclass run` against this box's own limit, per input class and precision, in one run.
 
-Makes (or reuses) a mobilevitv2 IR pair (random weights: speed does not depend on them) and
-two generated JPEG folders (~256 px and 1080p), then measures:
+The limit for a class of inputs is what the box could do if decoding and inference were the
+only work: C cores shared by single-thread decoding (at the scale `run` decodes at) and
+OpenVINO's benchmark_app (inference only, THROUGHPUT hint):
 
-1. `edgeclass run` end to end (int8 and fp32), decode included;
-2. OpenVINO's benchmark_app on the same IRs (inference only: the upper bound);
-3. the tutorial loop: PIL open + timm-style resize/crop, compiled model called per image;
-4. PyTorch eager timm model with timm's transform (the "no OpenVINO" baseline);
-5. single-thread JPEG decode rate at the largest DCT scale that keeps the short side >= the
-   resize target, and the machine limit C / (C / benchmark_app_fps + 1 / decode_rate);
-6. peak RSS of `edgeclass run` on 1,000 and 10,000 images.
+    limit = C / (C / benchmark_app_fps + 1 / decode_rate_one_thread)
 
-Usage: python benchmarks/throughput.py [--model mobilevitv2_075] [--work DIR] [--quick]
-Needs the convert extra (torch, timm) for the model and the PyTorch baseline.
+Every `run` figure is printed as a ratio against that limit (goal: >= 0.9). Also printed:
+start-up of a one-image `run` (wall and CPU seconds, medians of 5) against a minimal OpenVINO
+script doing the same job (import openvino, cv2, numpy; compile from the cache; one inference;
+goal: <= 1.3x), and optionally peak memory on 1,000 vs 10,000 images (--rss).
+
+Input classes: small JPEGs (256-350 px, random sizes), 1080p JPEGs, 12 MP JPEGs, PNGs (800x600).
+Precisions: int8, and bf16 where the CPU has it (AVX512_BF16/AMX).
+The model: mobilevitv2_075 with random weights (speed does not depend on them), made once.
+
+Usage: python benchmarks/throughput.py [--model mobilevitv2_075] [--work DIR] [--quick] [--rss]
+Needs the convert extra (torch, timm) the first time, to make the model.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -34,22 +39,31 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
+CLASSES = {  # name: (count, quick count, (h, w) or None for random small sizes, extension)
+    "small JPEG": (1500, 400, None, ".jpg"),
+    "1080p JPEG": (300, 100, (1080, 1920), ".jpg"),
+    "12 MP JPEG": (60, 24, (3000, 4000), ".jpg"),
+    "PNG 800x600": (300, 100, (600, 800), ".png"),
+}
+
 
 def sh(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
 
 
-def make_images(folder: Path, n: int, size: tuple[int, int], seed: int) -> Path:
+def make_images(folder: Path, n: int, size: tuple[int, int] | None, ext: str, seed: int) -> Path:
     import train_test_model
 
-    if folder.exists() and len(list(folder.glob("*.jpg"))) >= n:
+    if folder.exists() and len(list(folder.glob(f"*{ext}"))) >= n:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    base = [train_test_model.make_image(i % 4, rng, size) for i in range(min(n, 16))]
+    sizes = [size or (int(rng.integers(256, 351)), int(rng.integers(256, 351))) for _ in range(min(n, 40))]
+    base = [train_test_model.make_image(i % 4, rng, hw) for i, hw in enumerate(sizes)]
     for i in range(n):
-        img = np.roll(base[i % len(base)], i, axis=1)  # distinct files, realistic content
-        cv2.imwrite(str(folder / f"img{i:05d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        img = cv2.cvtColor(np.roll(base[i % len(base)], i, axis=1), cv2.COLOR_RGB2BGR)  # distinct files
+        params = [cv2.IMWRITE_JPEG_QUALITY, 90] if ext == ".jpg" else []
+        cv2.imwrite(str(folder / f"img{i:05d}{ext}"), img, params)
     return folder
 
 
@@ -67,33 +81,24 @@ def make_model(work: Path, arch: str, calib: Path) -> Path:
     torch.manual_seed(0)
     torch.save(timm.create_model(arch).state_dict(), ckpt)
     convert(ConvertOptions(model=arch, weights=ckpt, output=out, calibration=calib,
-                           quantize=QuantizeOptions(subset_size=100, max_drop=1.0, fast_bias_correction=True)))
+                           quantize=QuantizeOptions(subset_size=100, max_drop=100.0, fast_bias_correction=True)))
     return out
 
 
-def edgeclass_run(model: Path, folder: Path, precision: str, work: Path) -> dict:
+def edgeclass_run(model: Path, folder: Path, precision: str, work: Path) -> float:
     summary = work / "summary.json"
     r = sh(sys.executable, "-m", "edgeclass", "run", folder, "--model", model, "--precision", precision, "-o",
            work / "out.csv", "--summary-json", summary, "-q")
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
-    return json.loads(summary.read_text())
+    return json.loads(summary.read_text())["images_per_s"]
 
 
-def peak_rss_mb(model: Path, folder: Path, work: Path) -> tuple[float, float]:
-    proc = subprocess.Popen([sys.executable, "-m", "edgeclass", "run", str(folder), "--model", str(model), "-o",
-                             str(work / "rss.csv"), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t0 = time.perf_counter()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_maxrss / 1024.0, time.perf_counter() - t0
-
-
-def benchmark_app(xml: Path, seconds: int, f32: bool, shape: str) -> float:
+def benchmark_app(xml: Path, seconds: int, precision: str) -> float:
     exe = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    args = [exe, "-m", xml, "-d", "CPU", "-hint", "throughput", "-t", seconds, "-shape", shape]
-    if f32:
-        args += ["-infer_precision", "f32"]
+    args = [exe, "-m", xml, "-d", "CPU", "-hint", "throughput", "-t", seconds, "-shape", "[1,256,256,3]"]
+    if precision in ("fp32", "bf16"):
+        args += ["-infer_precision", {"fp32": "f32", "bf16": "bf16"}[precision]]
     r = sh(*args)
     m = re.search(r"Throughput:\s*([\d.]+)\s*FPS", r.stdout)
     if not m:
@@ -101,130 +106,153 @@ def benchmark_app(xml: Path, seconds: int, f32: bool, shape: str) -> float:
     return float(m.group(1))
 
 
-def tutorial_loop(xml: Path, folder: Path, n: int) -> float:
-    """What the OpenVINO tutorials show: PIL + numpy preprocessing, one image at a time."""
-    import openvino as ov
-    from PIL import Image
-
-    compiled = ov.Core().compile_model(str(xml), "CPU")
-    files = sorted(folder.glob("*.jpg"))[:n]
-    t0 = time.perf_counter()
-    for f in files:
-        img = Image.open(f).convert("RGB")
-        w, h = img.size
-        s = 288 / min(w, h)
-        img = img.resize((round(w * s), round(h * s)), Image.BICUBIC)
-        w, h = img.size
-        left, top = (w - 256) // 2, (h - 256) // 2
-        x = np.asarray(img.crop((left, top, left + 256, top + 256)))[None]
-        compiled(x)[0].argmax()
-    return len(files) / (time.perf_counter() - t0)
-
-
-def torch_eager(arch: str, folder: Path, n: int) -> float:
-    import timm
-    import timm.data
-    import torch
-    from PIL import Image
-
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
-    model = timm.create_model(arch).eval()
-    tf = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
-    files = sorted(folder.glob("*.jpg"))[:n]
-    with torch.no_grad():
-        model(tf(Image.open(files[0]).convert("RGB"))[None])
-        t0 = time.perf_counter()
-        for f in files:
-            model(tf(Image.open(f).convert("RGB"))[None]).argmax()
-    return len(files) / (time.perf_counter() - t0)
-
-
-def decode_rate(folder: Path, n: int) -> tuple[float, int]:
+def decode_rate(folder: Path, n: int) -> float:
+    """Images/s decoded on one thread, each at the scale `run` decodes it at (JPEG DCT scaling)."""
     from edgeclass.media.imageheader import read_header
     from edgeclass.media.preprocess import PreprocessConfig, reduction_factor
 
-    files = sorted(folder.glob("*.jpg"))[:n]
-    data = [f.read_bytes() for f in files]
-    h = read_header(data[0])
-    factor = reduction_factor(h.height, h.width, PreprocessConfig())
-    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-            8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+             8: cv2.IMREAD_REDUCED_COLOR_8}
+    data = [f.read_bytes() for f in sorted(folder.iterdir())[:n]]
+    jobs = []
+    for d in data:
+        h = read_header(d)
+        factor = reduction_factor(h.height, h.width, PreprocessConfig()) if h.format == "jpeg" else 1
+        jobs.append((np.frombuffer(d, np.uint8), flags[factor]))
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
-    for d in data:
-        cv2.imdecode(np.frombuffer(d, np.uint8), flag)
-    rate = len(data) / (time.perf_counter() - t0)
+    for buf, flag in jobs:
+        cv2.imdecode(buf, flag)
+    rate = len(jobs) / (time.perf_counter() - t0)
     cv2.setNumThreads(threads)
-    return rate, factor
+    return rate
+
+
+MINIMAL = """
+import sys
+import cv2, numpy as np, openvino as ov
+core = ov.Core()
+model = core.read_model(sys.argv[1])
+model.reshape([1, 256, 256, 3])
+compiled = core.compile_model(model, "CPU", {"CACHE_DIR": sys.argv[3]})
+img = cv2.imread(sys.argv[2])
+x = cv2.resize(img[:256, :256], (256, 256))[None]
+print(int(np.argmax(compiled(x)[0])))
+"""
+
+
+def process_times(args: list[str], runs: int = 5) -> tuple[float, float]:
+    """Median wall and CPU (user + sys) seconds of a whole process, after one warm-up run."""
+    walls, cpus = [], []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, usage = os.wait4(proc.pid, 0)
+        if i:
+            walls.append(time.perf_counter() - t0)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def startup(model: Path, image: Path, work: Path) -> dict:
+    cache = work / "ov_cache"
+    script = work / "minimal.py"
+    script.write_text(MINIMAL)
+    mini = process_times([sys.executable, str(script), str(model / "model_int8.xml"), str(image), str(cache)])
+    run = process_times([sys.executable, "-m", "edgeclass", "run", str(image), "--model", str(model),
+                         "--cache-dir", str(cache), "-o", str(work / "one.csv"), "-q"])
+    return {"minimal_wall_s": mini[0], "minimal_cpu_s": mini[1], "run_wall_s": run[0], "run_cpu_s": run[1]}
+
+
+def peak_rss_mb(model: Path, folder: Path, work: Path) -> float:
+    proc = subprocess.Popen([sys.executable, "-m", "edgeclass", "run", str(folder), "--model", str(model), "-o",
+                             str(work / "rss.csv"), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return usage.ru_maxrss / 1024.0
+
+
+def cpu_name() -> str:
+    text = Path("/proc/cpuinfo").read_text()
+    name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+    flags = set(re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split())
+    has = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{name.group(1) if name else 'unknown CPU'} ({', '.join(has)})"
+
+
+def has_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def measure(args) -> dict:
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    folders = {}
+    for seed, (name, (n, nq, size, ext)) in enumerate(CLASSES.items()):
+        count = nq if args.quick else n
+        folders[name] = make_images(work / f"{name.replace(' ', '_')}_{count}", count, size, ext, seed + 1)
+    model = make_model(work, args.model, folders["small JPEG"])
+    cores = len(os.sched_getaffinity(0))
+    precisions = ["int8"] + (["bf16"] if has_bf16() else [])
+    seconds = 8 if args.quick else 15
+    res: dict = {"cpu": cpu_name(), "cores": cores, "date": time.strftime("%Y-%m-%d"), "model": args.model,
+                 "benchmark_app": {}, "decode": {}, "run": {}}
+    for p in precisions:
+        xml = model / ("model_int8.xml" if p == "int8" else "model_fp32.xml")
+        print(f"benchmark_app {p} ...", flush=True)
+        res["benchmark_app"][p] = benchmark_app(xml, seconds, p)
+    for name, folder in folders.items():
+        print(f"{name}: decode, run ...", flush=True)
+        res["decode"][name] = decode_rate(folder, 100)
+        for p in precisions:
+            res["run"][f"{name}/{p}"] = edgeclass_run(model, folder, p, work)
+    print("start-up ...", flush=True)
+    res["startup"] = startup(model, next(iter(sorted(folders["small JPEG"].iterdir()))), work)
+    if args.rss:
+        many = make_images(work / "rss_10000", 10_000, (240, 320), ".jpg", 9)
+        thousand = work / "rss_1000"
+        if not thousand.exists():
+            thousand.mkdir()
+            for f in sorted(many.glob("*.jpg"))[:1000]:
+                os.link(f, thousand / f.name)
+        res["rss_mb"] = {"1000": peak_rss_mb(model, thousand, work), "10000": peak_rss_mb(model, many, work)}
+    return res
+
+
+def report(res: dict) -> None:
+    cores = res["cores"]
+    print(f"\n{res['model']} on {res['cpu']}, {cores} cores, {res['date']}; images/s (higher is better)")
+    for p, fps in res["benchmark_app"].items():
+        print(f"  benchmark_app {p} (inference only){'':18} {fps:8.1f}")
+    print(f"\n  {'input class / precision':28} {'decode 1 thr':>12} {'limit':>8} {'run':>8} {'run/limit':>10}")
+    for key, fps in res["run"].items():
+        name, p = key.split("/")
+        decode = res["decode"][name]
+        limit = cores / (cores / res["benchmark_app"][p] + 1 / decode)
+        print(f"  {key:28} {decode:12.1f} {limit:8.1f} {fps:8.1f} {fps / limit:10.2f}")
+    s = res["startup"]
+    print(f"\n  one-image run: {s['run_wall_s']:.2f} s wall, {s['run_cpu_s']:.2f} s CPU; minimal OpenVINO script "
+          f"{s['minimal_wall_s']:.2f} s wall, {s['minimal_cpu_s']:.2f} s CPU: "
+          f"{s['run_wall_s'] / s['minimal_wall_s']:.2f}x wall (goal <= 1.3x), "
+          f"{s['run_cpu_s'] / s['minimal_cpu_s']:.2f}x CPU")
+    if "rss_mb" in res:
+        r = res["rss_mb"]
+        print(f"  peak RSS: 1,000 images {r['1000']:.0f} MB, 10,000 images {r['10000']:.0f} MB, "
+              f"ratio {r['10000'] / r['1000']:.3f} (flat: <= 1.10)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="mobilevitv2_075")
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgeclass-bench"))
-    ap.add_argument("--quick", action="store_true", help="smaller sets, skip the 10,000-image RSS run")
+    ap.add_argument("--quick", action="store_true", help="smaller sets, shorter benchmark_app runs")
+    ap.add_argument("--rss", action="store_true", help="also peak memory on 1,000 and 10,000 images")
     args = ap.parse_args()
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    n_small, n_big = (200, 60) if args.quick else (600, 200)
-    small = make_images(work / "img256", n_small, (256, 256), 1)
-    big = make_images(work / "img1080p", n_big, (1080, 1920), 2)
-    model = make_model(work, args.model, small)
-    cores = len(os.sched_getaffinity(0))
-    bt = 8 if args.quick else 15
-    shape = "[1,256,256,3]"
-    res = {}
-    print("benchmark_app ...", flush=True)
-    res["ba_int8"] = benchmark_app(model / "model_int8.xml", bt, False, shape)
-    res["ba_fp32"] = benchmark_app(model / "model_fp32.xml", bt, True, shape)
-    print("edgeclass run ...", flush=True)
-    for name, folder in (("256", small), ("1080p", big)):
-        for prec in ("int8", "fp32"):
-            res[f"run_{prec}_{name}"] = edgeclass_run(model, folder, prec, work)["images_per_s"]
-    print("baselines ...", flush=True)
-    res["tutorial_256"] = tutorial_loop(model / "model_int8.xml", small, min(n_small, 150))
-    res["tutorial_1080p"] = tutorial_loop(model / "model_int8.xml", big, min(n_big, 60))
-    res["torch_256"] = torch_eager(args.model, small, 60)
-    res["torch_1080p"] = torch_eager(args.model, big, 40)
-    res["decode_1080p"], factor = decode_rate(big, min(n_big, 100))
-    limit = cores / (cores / res["ba_int8"] + 1 / res["decode_1080p"])
-
-    print(f"\n{args.model}, {cores} cores, images/s (higher is better)")
-    rows = [
-        ("benchmark_app int8 (inference only)", res["ba_int8"], None),
-        ("benchmark_app fp32 (inference only)", res["ba_fp32"], None),
-        ("edgeclass run int8, 256px JPEGs", res["run_int8_256"], res["run_int8_256"] / res["ba_int8"]),
-        ("edgeclass run fp32, 256px JPEGs", res["run_fp32_256"], res["run_fp32_256"] / res["ba_fp32"]),
-        ("tutorial loop int8, 256px", res["tutorial_256"], None),
-        ("PyTorch eager, 256px", res["torch_256"], None),
-        (f"1080p decode, 1 thread, 1/{factor} scale", res["decode_1080p"], None),
-        ("machine limit 1080p int8", limit, None),
-        ("edgeclass run int8, 1080p JPEGs", res["run_int8_1080p"], res["run_int8_1080p"] / limit),
-        ("edgeclass run fp32, 1080p JPEGs", res["run_fp32_1080p"], None),
-        ("tutorial loop int8, 1080p", res["tutorial_1080p"], None),
-        ("PyTorch eager, 1080p", res["torch_1080p"], None),
-    ]
-    for label, value, ratio in rows:
-        extra = f"  ({ratio:.2f} of its bound)" if ratio is not None else ""
-        print(f"  {label:42} {value:8.1f}{extra}")
-    print(f"\n  targets: 256px run/benchmark_app int8 = {res['run_int8_256'] / res['ba_int8']:.2f} (>= 0.9); "
-          f"1080p run/limit = {res['run_int8_1080p'] / limit:.2f} (>= 0.8)")
-    print(f"  1080p: edgeclass vs tutorial loop {res['run_int8_1080p'] / res['tutorial_1080p']:.2f}x, "
-          f"vs PyTorch {res['run_int8_1080p'] / res['torch_1080p']:.2f}x; int8/fp32 benchmark_app "
-          f"{res['ba_int8'] / res['ba_fp32']:.2f}x")
-    if not args.quick:
-        many = make_images(work / "img10k", 10_000, (240, 320), 3)
-        thousand = work / "img1k"
-        if not thousand.exists():
-            thousand.mkdir()
-            for f in sorted(many.glob("*.jpg"))[:1000]:
-                os.link(f, thousand / f.name)
-        rss1, t1 = peak_rss_mb(model, thousand, work)
-        rss10, t10 = peak_rss_mb(model, many, work)
-        print(f"  peak RSS: 1,000 images {rss1:.0f} MB ({t1:.0f}s), 10,000 images {rss10:.0f} MB ({t10:.0f}s), "
-              f"ratio {rss10 / rss1:.3f} (<= 1.10)")
-    (work / "results.json").write_text(json.dumps(res, indent=2))
+    res = measure(args)
+    report(res)
+    (args.work / "results.json").write_text(json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

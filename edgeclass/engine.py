@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,26 @@ def compile_config(core: ov.Core, options: EngineOptions, precision: str) -> dic
     return config
 
 
+@dataclass
+class EngineUsage:
+    """Where the thread feeding the infer requests spent a run's wall time: waiting for decoded
+    input (requests may run dry: the inference queue is starving) or waiting for a request to
+    finish (inference is the limit, as it should be)."""
+
+    wall_s: float = 0.0
+    input_wait_s: float = 0.0
+    inference_wait_s: float = 0.0
+    images: int = 0
+
+    @property
+    def input_wait_share(self) -> float:
+        return self.input_wait_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def inference_wait_share(self) -> float:
+        return self.inference_wait_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
 class Classifier:
     """A compiled edgeclass IR plus its metadata."""
 
@@ -80,6 +101,7 @@ class Classifier:
         except RuntimeError as exc:
             raise ModelError(f"cannot compile {self.xml}: {str(exc).splitlines()[0]}") from exc
         self.num_requests = options.num_requests
+        self.usage = EngineUsage()  # filled by the pipeline (edgeclass.run.pipeline)
 
     def close(self) -> None:
         """Release the compiled model now, not during interpreter shutdown (where OpenVINO's
@@ -138,11 +160,17 @@ class RequestPool:
         self._free = [compiled.create_infer_request() for _ in range(size)]
         self._inflight: deque = deque()
         self.size = size
+        self.wait_s = 0.0  # time spent waiting for requests to finish
+
+    def _wait(self, request) -> None:
+        t0 = time.perf_counter()
+        request.wait()
+        self.wait_s += time.perf_counter() - t0
 
     def _collect(self):
         request, tag = self._inflight.popleft()
         try:
-            request.wait()
+            self._wait(request)
             out = request.get_output_tensor(0).data[0].copy()
         except RuntimeError as exc:  # this input's row says so; the run goes on
             out = InferenceFailure(_first_line(exc))

@@ -124,7 +124,8 @@ def bench_table(report) -> Table:
     if report.end_to_end:
         e = report.end_to_end
         t.caption = (f"end to end ({e['precision']}, decode + preprocess + inference): {e['images_per_s']:.1f} img/s "
-                     f"on {e['images']} images")
+                     f"on {e['images']} images, {e['decode_workers']} decode workers; the inference queue waited "
+                     f"for input {100 * e['input_wait_share']:.0f} % of the time")
     return t
 
 

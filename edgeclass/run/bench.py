@@ -151,5 +151,10 @@ def end_to_end(model_dir: ModelDir, folder: Path, precision: str, threads: int |
         with open(os.devnull, "w") as devnull:
             summary = run(clf, RunOptions(inputs=(str(folder),), workers=workers, decode=DecodeOptions()),
                           StopState(), stdout=devnull)
+        usage = clf.usage
     return {"precision": precision, "images": summary.counts.total, "ok": summary.counts.ok,
-            "seconds": round(summary.duration_s, 3), "images_per_s": round(summary.images_per_s, 2)}
+            "seconds": round(summary.duration_s, 3), "images_per_s": round(summary.images_per_s, 2),
+            "decode_workers": workers,
+            # share of the wall time the inference queue waited for decoded input (0: never starved)
+            "input_wait_share": round(usage.input_wait_share, 3),
+            "inference_wait_share": round(usage.inference_wait_share, 3)}

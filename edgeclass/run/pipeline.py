@@ -13,6 +13,7 @@ Inference uses a round-robin pool of requests (no Python callbacks in OpenVINO's
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +52,8 @@ class Pipeline:
         """
         stop = stop or threading.Event()
         pool = RequestPool(self.classifier.compiled, self.requests)
+        usage = self.classifier.usage
+        started = time.perf_counter()
         window_size = 2 * self.workers + pool.size
         finished: dict[int, Done] = {}
         pending: deque[tuple[int, WorkItem, Future]] = deque()
@@ -89,6 +92,7 @@ class Pipeline:
                         seq += 1
                     if pending:
                         n, item, future = pending.popleft()
+                        t0 = time.perf_counter()
                         try:
                             tensor = future.result()
                         except ImageReadError as exc:
@@ -96,6 +100,8 @@ class Pipeline:
                         except Exception as exc:  # noqa: BLE001
                             finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
                         else:
+                            usage.input_wait_s += time.perf_counter() - t0
+                            usage.images += 1
                             record(pool.submit(tensor[None], (n, item)))
                     elif exhausted or stop.is_set():
                         break
@@ -108,3 +114,5 @@ class Pipeline:
                 for _, _, future in pending:
                     future.cancel()
                 pool.drain()
+                usage.wall_s += time.perf_counter() - started
+                usage.inference_wait_s += pool.wait_s
