@@ -2,7 +2,8 @@
 
 This is the single path from a file on disk to the ``uint8`` crop the IR takes (BGR, as OpenCV
 decodes it; the swap to RGB is inside the IR): ``run``, calibration and validation all call
-:func:`load_image_tensor`.
+:func:`load_image_tensor`. OpenCV decodes; Pillow (:mod:`edgeclass.media.pillow_decode`) reads
+the valid files OpenCV cannot, and is imported only then.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 DEFAULT_MAX_PIXELS = 100_000_000
 # OpenCV refuses, before allocating, any image of any of its codecs declaring more pixels than
@@ -23,7 +25,14 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(DEFAULT_MAX_PIXELS))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from edgeclass.media.imageheader import TRUNCATED, image_end, read_header  # noqa: E402
+from edgeclass.media.imageheader import (  # noqa: E402
+    TRUNCATED,
+    ImageHeader,
+    describe_tiff,
+    image_end,
+    read_header,
+    tiff_damage,
+)
 from edgeclass.media.preprocess import (
     PreprocessConfig,
     fast_resize_and_crop,
@@ -32,6 +41,9 @@ from edgeclass.media.preprocess import (
     to_input_order,
 )
 from edgeclass.results import Status  # noqa: E402
+
+if TYPE_CHECKING:
+    from edgeclass.media.pillow_decode import FallbackError
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
@@ -120,19 +132,15 @@ def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) 
 
 
 def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tuple[np.ndarray, int]:
-    """Decode bytes to BGR; also returns the JPEG DCT reduction factor used (1 when none)."""
+    """Decode bytes to BGR; also returns the JPEG DCT reduction factor used (1 when none).
+
+    OpenCV first (the fast path: nothing else runs when it succeeds); Pillow for the valid files
+    OpenCV cannot decode (edgeclass.media.pillow_decode); ``corrupt`` only when neither reads
+    them, ``unsupported`` when the format is real but neither has a decoder for its variant."""
     if not data:
         raise ImageReadError(Status.EMPTY, "file is empty (0 bytes)")
     header = read_header(data)
-    if header.pixels is not None:
-        if header.width == 0 or header.height == 0:
-            raise ImageReadError(Status.CORRUPT, f"{header.format} declares a zero size")
-        if header.pixels > options.max_pixels:
-            raise ImageReadError(
-                Status.TOO_LARGE,
-                f"{header.format} declares {header.width}x{header.height} = {header.pixels} pixels, "
-                f"limit {options.max_pixels} (--max-pixels)",
-            )
+    _check_declared_size(header, options)
     end = image_end(header, data)
     if end == TRUNCATED:
         raise ImageReadError(Status.CORRUPT, f"truncated {header.format} (data ends before the end marker)")
@@ -143,25 +151,82 @@ def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tu
         flags = _REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
     # data after the end marker (a motion photo's MP4, a camera trailer) is not the image
     buf = np.frombuffer(data, dtype=np.uint8, count=end if end is not None else -1)
-    try:
-        image = cv2.imdecode(buf, flags)
-    except cv2.error as exc:
-        if exc.func == "validateInputImageSize":  # OPENCV_IO_MAX_IMAGE_PIXELS refused it unread
-            what = "the image" if header.format == "unknown" else header.format
-            raise ImageReadError(Status.TOO_LARGE, f"{what} declares more pixels than the limit "
-                                 f"{os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS')} (--max-pixels)") from None
-        raise ImageReadError(Status.CORRUPT, f"decoder error: {(exc.err or str(exc)).strip()}") from None
+    image = _opencv_decode(buf, flags, header)
     if image is None:
-        if header.format in ("heif", "avif"):
-            raise ImageReadError(Status.UNSUPPORTED, f"{header.format.upper()} images cannot be decoded here "
-                                 "(OpenCV has no decoder for them): convert them to JPEG or PNG")
-        what = "not a recognised image" if header.format == "unknown" else f"cannot decode {header.format}"
-        raise ImageReadError(Status.CORRUPT, what)
+        image, factor = _fallback_decode(data if end is None else data[:end], header, options), 1
     if image.shape[0] * image.shape[1] > options.max_pixels:
         raise ImageReadError(Status.TOO_LARGE, f"{image.shape[1]}x{image.shape[0]} exceeds --max-pixels")
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return image, factor  # BGR, as decoded: the IR swaps channels itself
+
+
+def _check_declared_size(header: ImageHeader, options: DecodeOptions) -> None:
+    """Refuse a header's impossible or too large size before any decoder allocates."""
+    if header.pixels is None:
+        return
+    if header.width == 0 or header.height == 0:
+        raise ImageReadError(Status.CORRUPT, f"{header.format} declares a zero size")
+    if header.width < 0:  # a BMP's width is signed
+        raise ImageReadError(Status.CORRUPT, f"{header.format} declares a negative width ({header.width})")
+    if header.pixels > options.max_pixels:
+        raise ImageReadError(
+            Status.TOO_LARGE,
+            f"{header.format} declares {header.width}x{header.height} = {header.pixels} pixels, "
+            f"limit {options.max_pixels} (--max-pixels)",
+        )
+
+
+def _opencv_decode(buf: np.ndarray, flags: int, header: ImageHeader) -> np.ndarray | None:
+    """OpenCV's decode, None when it cannot; a refusal by its own pixel limit is ``too_large``."""
+    try:
+        return cv2.imdecode(buf, flags)
+    except cv2.error as exc:
+        if exc.func == "validateInputImageSize":  # OPENCV_IO_MAX_IMAGE_PIXELS refused it unread
+            what = "the image" if header.format == "unknown" else header.format
+            raise ImageReadError(Status.TOO_LARGE, f"{what} declares more pixels than the limit "
+                                 f"{os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS')} (--max-pixels)") from None
+        return None
+
+
+def _fallback_decode(data: bytes, header: ImageHeader, options: DecodeOptions) -> np.ndarray:
+    """Pillow, then (TIFF) OpenCV at the file's own depth; the reason neither could, as a status."""
+    from edgeclass.media.pillow_decode import FallbackError, decode_with_pillow, to_uint8
+
+    try:
+        return decode_with_pillow(data, header.format, options.max_pixels)
+    except FallbackError as exc:
+        failure = exc
+    if header.format == "tiff" and failure.status is not Status.TOO_LARGE:
+        # float RGB TIFF: Pillow has no mode for it; OpenCV reads it at its own depth
+        image = _opencv_decode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR, header)
+        if image is not None:
+            return to_uint8(image[:, :, :3] if image.ndim == 3 else image)
+    raise ImageReadError(*_failure(header, data, failure))
+
+
+def _failure(header: ImageHeader, data: bytes, failure: FallbackError) -> tuple[Status, str]:
+    """Status and message for bytes neither OpenCV nor Pillow decoded (``failure``: Pillow's)."""
+    fmt = header.format
+    if failure.status is Status.TOO_LARGE:
+        return failure.status, failure.message
+    if fmt in ("heif", "avif") and not failure.identified:
+        return Status.UNSUPPORTED, (f"{fmt.upper()} images cannot be decoded here (neither OpenCV nor Pillow "
+                                    "reads them): convert them to JPEG or PNG")
+    if fmt == "unknown":
+        return Status.CORRUPT, ("not a recognised image" if not failure.identified
+                                else f"cannot decode the image ({failure.message})")
+    if fmt == "tiff":
+        damage = tiff_damage(data)
+        if damage is not None:
+            return Status.CORRUPT, f"truncated or broken TIFF ({damage})"
+        what = describe_tiff(data)
+        if not failure.identified or failure.status is Status.UNSUPPORTED:
+            return Status.UNSUPPORTED, f"{what}: neither OpenCV nor Pillow decodes this TIFF variant"
+        return Status.CORRUPT, f"cannot decode {what} ({failure.message})"
+    if failure.status is Status.UNSUPPORTED:
+        return Status.UNSUPPORTED, f"{fmt}: {failure.message} (OpenCV cannot decode it either)"
+    return Status.CORRUPT, f"cannot decode {fmt}" + (f" ({failure.message})" if failure.identified else "")
 
 
 def load_image_tensor(path: str | os.PathLike, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
@@ -183,4 +248,7 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+# what OpenCV or Pillow reads (GIF, APNG: the first frame; AVIF: OpenCV or Pillow when built with
+# libavif). HEIC is not listed: neither reads it (named explicitly, it is an `unsupported` row).
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".bmp", ".dib", ".webp",
+                              ".tif", ".tiff", ".avif", ".pbm", ".pgm", ".ppm", ".pnm"})
