@@ -110,6 +110,7 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not cache compiled models.")] = False,
     summary_json: Annotated[Optional[Path], typer.Option(help="Write counts, timing and model as JSON here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also let the decoding libraries (OpenCV, libpng, libjpeg, libtiff, Pillow) print their own warnings on stderr.")] = False,
     every: Annotated[float, typer.Option(min=0.001, help="Videos/streams: one frame per this many seconds of media time.", rich_help_panel="Video and streams")] = 1.0,
     every_frame: Annotated[Optional[int], typer.Option(min=1, help="Video files: one frame every N frames (instead of --every).", rich_help_panel="Video and streams")] = None,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Live sources: stop after N frame rows written.", rich_help_panel="Video and streams")] = None,
@@ -135,6 +136,10 @@ def run(
     from edgeclass.media.imageheader import set_opencv_pixel_limit
 
     set_opencv_pixel_limit(max_pixels)  # before anything imports cv2: OpenCV reads it once
+    if not verbose:
+        from edgeclass.media.quiet import quiet_native_logging
+
+        quiet_native_logging()
     from edgeclass.media.decode import DecodeOptions
     from edgeclass.media.video import VideoOptions
     from edgeclass.run.runner import RunOptions, write_summary_json
