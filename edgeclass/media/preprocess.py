@@ -142,23 +142,10 @@ def fast_resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndar
     return np.ascontiguousarray(resized[top : top + crop_h, left : left + crop_w])
 
 
-def single_threaded_blas():
-    """Context manager: NumPy's BLAS (OpenBLAS) on one thread, process-wide, restored on exit.
-
-    The exact resampler's matmuls are small and run in several decode workers at once; with
-    OpenBLAS's own threads on top they oversubscribe the cores and wait on each other (measured
-    on 2 cores, 1080p to 4000x3000 photos in 1-2 workers: 1.8-4.4 s with OpenBLAS's 2 threads,
-    0.74-1.0 s with one)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1, user_api="blas")
-
-
 def limit_library_threads(threads: int | None) -> None:
-    """For the rest of the process (``run``): NumPy's BLAS on one thread (see
-    :func:`single_threaded_blas`), and under ``--threads N`` OpenCV's own pool on one thread per
-    call. The N decode workers are the parallelism, so they cannot oversubscribe the cores."""
-    single_threaded_blas()  # not used as a context: stays in force
+    """For the rest of the process (``run --threads N``): OpenCV's own pool on one thread per
+    call. The N decode workers are the parallelism, so they cannot oversubscribe the cores. (The
+    resampler's products are kept small enough that NumPy's BLAS never lends them threads.)"""
     if threads:
         import cv2
 

@@ -39,6 +39,9 @@ _ROUND_UP = 2.0 ** -(_PRECISION_BITS + 1)  # makes round-half-even round halves 
 _BLOCK = 4  # outputs per block: small blocks keep the zero-padded products close to the real work
 _DTYPE = np.float64
 _CHUNK_VALUES = 1 << 21  # gathered values per product: bounds memory on large images (16 MiB)
+# multiply-adds per matrix product: below OpenBLAS's threshold for lending a product its own
+# threads, so a resize runs in the calling thread only (the decode workers are the parallelism)
+_MAX_PRODUCT = 1 << 17
 
 
 def _bicubic(x: np.ndarray) -> np.ndarray:
@@ -116,6 +119,13 @@ def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
     """Resample axis 0 of ``lines`` (input lines ``plan.lines``, each a row of values) ->
     (count, row length) uint8, rounded and saturated as PIL's ``clip8``."""
     flat = lines.reshape(lines.shape[0], -1)
+    step = max(1, _MAX_PRODUCT // plan.weights.shape[2] // _BLOCK)
+    if flat.shape[1] <= step:
+        return _product(plan, flat)
+    return np.concatenate([_product(plan, flat[:, c : c + step]) for c in range(0, flat.shape[1], step)], axis=1)
+
+
+def _product(plan: AxisPlan, flat: np.ndarray) -> np.ndarray:
     gathered = np.take(flat, plan.index, axis=0).astype(_DTYPE)  # uint8 gathered: a quarter of the bytes
     gathered = gathered.reshape(plan.weights.shape[0], plan.weights.shape[2], -1)
     out = np.matmul(plan.weights, gathered).reshape(-1, flat.shape[1])[: plan.count]

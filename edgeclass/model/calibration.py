@@ -16,7 +16,7 @@ import numpy as np
 from edgeclass.media.decode import DecodeOptions, ImageReadError, load_image_tensor
 from edgeclass.errors import CalibrationError
 from edgeclass.media.inputs import walk_sorted
-from edgeclass.media.preprocess import PreprocessConfig, single_threaded_blas
+from edgeclass.media.preprocess import PreprocessConfig
 
 ADD_IMAGES_HINT = (
     "put 100-300 representative images (the scenes your cameras see) in the folder, "
@@ -91,16 +91,15 @@ def load_set(
     options: DecodeOptions = DecodeOptions(),
 ) -> ImageSet:
     out = ImageSet([], [], [], [])
-    with single_threaded_blas():
-        for p in paths:
-            try:
-                tensor = load_image_tensor(p, config, options)
-            except ImageReadError as exc:
-                out.failed.append((p, f"{exc.status.value}: {exc.message}"))
-                continue
-            out.paths.append(p)
-            out.tensors.append(tensor)
-            out.targets.append(target_for(p, root, labels) if root is not None and labels else None)
+    for p in paths:
+        try:
+            tensor = load_image_tensor(p, config, options)
+        except ImageReadError as exc:
+            out.failed.append((p, f"{exc.status.value}: {exc.message}"))
+            continue
+        out.paths.append(p)
+        out.tensors.append(tensor)
+        out.targets.append(target_for(p, root, labels) if root is not None and labels else None)
     return out
 
 

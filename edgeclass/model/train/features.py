@@ -15,7 +15,7 @@ import numpy as np
 import openvino as ov
 
 from edgeclass.media.decode import DecodeOptions, ImageReadError, load_image_tensor
-from edgeclass.media.preprocess import PreprocessConfig, single_threaded_blas
+from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.model.evaluate import predict_all
 
 CHUNK = 128  # images decoded at a time: memory stays flat for any dataset size
@@ -48,7 +48,7 @@ def decode_all(paths: list[str], pp: PreprocessConfig, workers: int | None = Non
     """Decode ``paths`` in parallel threads; returns (ok paths, tensors, failed)."""
     workers = workers or len(os.sched_getaffinity(0))
     ok, tensors, failed = [], [], []
-    with single_threaded_blas(), ThreadPoolExecutor(workers, thread_name_prefix="edgeclass-train-decode") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="edgeclass-train-decode") as pool:
         for path, out in zip(paths, pool.map(lambda p: _load(p, pp), paths)):
             if isinstance(out, tuple):
                 failed.append(out)
