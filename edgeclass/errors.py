@@ -1,21 +1,5 @@
-"""Specific exceptions, each carrying the process exit code the CLI maps it to.
-
-Exit codes (also listed in the README and ``edgeclass run --help``):
-
-==== ==========================================================
-0    every input classified
-1    some inputs failed (more than ``--max-failures``)
-2    usage error (bad option, no inputs, bad labels file)
-3    model error (model folder missing or invalid, weights unavailable)
-4    calibration / quantization error
-5    INT8 accuracy gate failed (the INT8 model was not made the default); ``compare``
-     refused NEW; ``promote`` refused NEW after a refusing ``compare`` (no ``--force``)
-6    output error (unwritable output, disk full)
-7    another run holds the lock on this output
-124  stopped by ``--max-runtime``
-130  interrupted by SIGINT, 143 by SIGTERM (128 + signal number)
-==== ==========================================================
-"""
+"""Specific exceptions, each carrying the process exit code the CLI maps it to, and the one
+table of exit codes (``EXIT_CODES``): the CLI's help epilog and docs/ are made from it."""
 
 from __future__ import annotations
 
@@ -28,6 +12,27 @@ EXIT_ACCURACY_GATE = 5
 EXIT_OUTPUT = 6
 EXIT_LOCKED = 7
 EXIT_MAX_RUNTIME = 124
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success (every input classified; compare kept NEW)"),
+    (EXIT_INPUT_FAILURES, "some inputs failed (more than --max-failures), or a live source was down, frozen or blank at the end"),
+    (EXIT_USAGE, "usage error (bad option, no inputs, bad labels file)"),
+    (EXIT_MODEL, "model error (model folder missing or invalid, weights unavailable)"),
+    (EXIT_CALIBRATION, "calibration / quantization error"),
+    (EXIT_ACCURACY_GATE, "accuracy gate: INT8 refused (not made the default), compare refused NEW, promote refused"),
+    (EXIT_OUTPUT, "output error (unwritable output, disk full)"),
+    (EXIT_LOCKED, "another run holds the lock on this output"),
+    (EXIT_MAX_RUNTIME, "stopped by --max-runtime"),
+    (EXIT_SIGINT, "interrupted by SIGINT"),
+    (EXIT_SIGTERM, "stopped by SIGTERM"),
+)
+
+
+def exit_codes_help() -> str:
+    """The exit-code table as one paragraph (the CLI's help epilog)."""
+    return "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES) + "."
 
 
 class EdgeclassError(Exception):

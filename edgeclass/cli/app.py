@@ -9,14 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from edgeclass import __version__
-from edgeclass.errors import EdgeclassError
+from edgeclass.errors import EdgeclassError, exit_codes_help
 
-EXIT_CODES_HELP = """
-Exit codes: 0 all inputs ok; 1 some inputs failed (more than --max-failures);
-2 usage error; 3 model error; 4 calibration error; 5 INT8 accuracy gate failed;
-6 output error (unwritable, disk full); 7 another run holds the output lock;
-124 stopped by --max-runtime; 130 SIGINT; 143 SIGTERM.
-"""
+EXIT_CODES_HELP = exit_codes_help()
 
 app = typer.Typer(
     add_completion=False,
