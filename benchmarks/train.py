@@ -58,7 +58,8 @@ def make_dataset(root: Path, per_class: int, seed: int = 5) -> None:
 
 
 def end_to_end(args, dataset: Path, out: Path) -> dict:
-    from edgeclass.model.train.trainer import TrainOptions, train
+    from edgeclass.model.train.options import TrainOptions
+    from edgeclass.model.train.trainer import train
 
     options = TrainOptions(dataset=dataset, model=args.model, weights=args.weights, random_init=args.weights is None,
                            input_size=args.input_size, output=out, max_drop=args.max_drop / 100)
@@ -136,7 +137,7 @@ def finetune_stages(args, dataset: Path) -> None:
     from edgeclass.model.train.dataset import scan
     from edgeclass.model.train.features import decode_all
     from edgeclass.model.train.finetune import finetune
-    from edgeclass.model.train.trainer import FinetuneOptions
+    from edgeclass.model.train.options import FinetuneOptions
 
     ds = scan(dataset)
     target = {s.path: s.target for s in ds.train + ds.heldout}

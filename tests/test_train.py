@@ -297,7 +297,7 @@ def test_train_stages_freezes_the_stem_and_earlier_stages_batchnorm_included():
     import torch
     from edgeclass.model.train.backbone import load_backbone
     from edgeclass.model.train.finetune import finetune
-    from edgeclass.model.train.trainer import FinetuneOptions
+    from edgeclass.model.train.options import FinetuneOptions
 
     rng = np.random.default_rng(0)
     # 40 images, batch 8, 2 epochs: 10 steps, a length whose one-cycle warm-up once divided by zero

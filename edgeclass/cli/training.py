@@ -87,7 +87,8 @@ def train(
         say(console, "error:", "--weights and --random-init exclude each other", "red")
         raise typer.Exit(EXIT_USAGE)
     try:
-        from edgeclass.model.train.trainer import FinetuneOptions, TrainOptions, train as do_train
+        from edgeclass.model.train.options import FinetuneOptions, TrainOptions
+        from edgeclass.model.train.trainer import train as do_train
     except ImportError as exc:
         say(console, "error:", f"train needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc

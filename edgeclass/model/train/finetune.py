@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from edgeclass.errors import UsageError
 from edgeclass.media.preprocess import PreprocessConfig
-from edgeclass.model.train.trainer import FinetuneOptions
+from edgeclass.model.train.options import FinetuneOptions
 
 
 @dataclass
