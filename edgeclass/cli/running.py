@@ -101,6 +101,7 @@ def run(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Results file: .csv, .jsonl or .parquet (default: CSV on stdout).")] = None,
     output_format: Annotated[Optional[OutputFormat], typer.Option("--format", help="Results format, instead of the --output extension.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip inputs already in --output (same path, size, mtime); append new rows.")] = False,
+    redo_other_models: Annotated[bool, typer.Option("--redo-other-models", help="With --resume: classify again the inputs whose rows came from another model (or from before model ids); their old rows are replaced.")] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Cap on CPU cores used (inference threads and decode workers).")] = None,
     max_failures: Annotated[int, typer.Option(min=0, help="Failed inputs tolerated before the exit code is 1.")] = 0,
     max_runtime: Annotated[Optional[float], typer.Option(min=0.0, help="Stop cleanly after this many seconds (exit 124).")] = None,
@@ -131,7 +132,7 @@ def run(
 ) -> None:
     """Classify images (and videos, streams) and write CSV rows:
 
-    source,frame,timestamp_ms,status,error,top1_id,top1_label,top1_score,...
+    source,frame,timestamp_ms,status,error,model,top1_id,top1_label,top1_score,...
     """
     from edgeclass.media.imageheader import set_opencv_pixel_limit
 
@@ -149,6 +150,8 @@ def run(
         _check_run_outputs(output, output_format, resume, summary_json)  # before any work
         if keyframes and every_frame:
             raise EdgeclassError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
+        if redo_other_models and not resume:
+            raise EdgeclassError("--redo-other-models goes with --resume (it redoes rows already in --output)")
         options = RunOptions(
             inputs=tuple(inputs),
             output=output,
@@ -164,6 +167,7 @@ def run(
             format=output_format.value if output_format else None,
             min_score=min_score,
             sort=_sort_options(copy_into, link_into, hardlink, move),
+            redo_other_models=redo_other_models,
         )
         summary = _classify(console, options, _RunPlace(model, precision, threads, cache_dir, no_cache, ray_address,
                                                        ray_segment), max_runtime, quiet)
@@ -233,7 +237,7 @@ def _print_run_start(console: Console, md, classifier, cluster, default_precisio
              f"({md.int8_rejected_xml.name}; see `edgeclass info {md.path}`)")
     if not quiet:
         console.print(
-            f"model {classifier.metadata.model_name} ({md.path}), precision {classifier.precision} "
+            f"model {classifier.metadata.model_name} ({md.path}, id {classifier.model_id}), precision {classifier.precision} "
             f"(inference {classifier.inference_precision})",
             highlight=False,
         )
@@ -252,6 +256,9 @@ def _print_run_end(console: Console, summary, quiet: bool, show_summary: bool) -
         line = f"done: {counts}; {summary.images_per_s:.1f} img/s in {summary.duration_s:.1f}s"
         if summary.counts.skipped_resume:
             line += f"; {summary.counts.skipped_resume} skipped (already in output)"
+        if summary.counts.kept_other_models:
+            line += (f", {summary.counts.kept_other_models} of them by another model (kept; "
+                     "--redo-other-models classifies them again)")
         if summary.stopped_by:
             line += f"; stopped by {summary.stopped_by}"
         console.print(line, highlight=False)

@@ -1,11 +1,12 @@
 """``--resume``: the journal beside the output, written and read only in this module.
 
-``<output>.journal`` is append-only text (UTF-8): a first line ``edgeclass-journal 2``, then one
+``<output>.journal`` is append-only text (UTF-8): a first line ``edgeclass-journal 3``, then one
 tab-separated record per line (file names escaped with ``escape_source(controls=True)``):
 
-* ``D <pos> <size> <mtime_ns> <ctime_ns> <status> <input>``: an input is finished; its rows end
-  at output position ``pos`` (and start at the previous record's position). The size, mtime and
-  ctime are those seen when the input was listed; ``input`` is its absolute, normalised path.
+* ``D <pos> <size> <mtime_ns> <ctime_ns> <status> <model> <input>``: an input is finished; its
+  rows end at output position ``pos`` (and start at the previous record's position). The size,
+  mtime and ctime are those seen when the input was listed; ``model`` is the id of the model
+  that made its rows (empty: made before model ids); ``input`` is its absolute, normalised path.
 * ``L <pos>``: rows of live sources (streams, cameras) committed up to ``pos``.
 * ``S <pos>``: a checkpoint: output and journal were fsynced with everything up to ``pos``.
 
@@ -24,6 +25,17 @@ ctime changes (a chmod or chown), ``error`` (an unexpected failure) on every run
 is redone, the rows of its earlier record are *superseded*: they are removed once, at the end of
 the run (or at the start of the next one after a kill), by replacing output and journal
 together (:func:`compact`; the only time the output is rewritten).
+
+Rows of another model (the ``model`` of the record is not this run's) are kept and their
+inputs skipped, counted apart; with ``redo_other_models`` those inputs are classified again and
+their old rows superseded as above.
+
+Outputs of the release before model ids (no ``model`` column, journal ``edgeclass-journal 2``)
+are upgraded once, when a ``--resume`` run opens them: every committed row gets an empty
+``model`` (null: "made before model ids", another model for ``--redo-other-models``), and output
+and journal are replaced together as in a compaction (a kill leaves the old pair, or the new
+pair finished by the next run). Such an output without a journal is rewritten alone (atomic
+replace), then adopted (:func:`adopt`). No committed row is dropped.
 """
 
 from __future__ import annotations
@@ -39,7 +51,9 @@ from edgeclass.errors import OutputError
 from edgeclass.media.inputs import classify_path
 from edgeclass.run.output.columns import escape_source, source_to_path
 
-MAGIC = "edgeclass-journal 2"
+MAGIC = "edgeclass-journal 3"
+MAGIC_V2 = "edgeclass-journal 2"  # the release before model ids: records without a model
+TEMP_TAG = "compact"  # temporaries of compaction and upgrade (a kill's leftovers are removed)
 RETRY_ALWAYS = frozenset({"error"})  # unexpected failures: redone on every run
 RETRY_ON_CHMOD = frozenset({"unreadable"})  # redone when permissions (ctime) change
 LIVE_KINDS = ("stream", "camera")
@@ -85,23 +99,24 @@ class Record:
     pos: int
     key: SourceKey | None = None
     status: str = ""
+    model: str = ""  # the rows' model (columns.model_text of its id); "" made before model ids
 
     def line(self) -> str:
         if self.kind != "D":
             return f"{self.kind}\t{self.pos}\n"
         k = self.key
-        return (f"D\t{self.pos}\t{k.size}\t{k.mtime_ns}\t{k.ctime_ns}\t{self.status}\t"
+        return (f"D\t{self.pos}\t{k.size}\t{k.mtime_ns}\t{k.ctime_ns}\t{self.status}\t{self.model}\t"
                 f"{escape_source(k.identity, controls=True)}\n")
 
 
-def _parse(line: str) -> Record | None:
+def _parse(line: str, version: int = 3) -> Record | None:
     parts = line.split("\t")
     try:
         if parts[0] in ("L", "S") and len(parts) == 2:
             return Record(parts[0], int(parts[1]))
-        if parts[0] == "D" and len(parts) == 7:
-            key = SourceKey(source_to_path(parts[6]), int(parts[2]), int(parts[3]), int(parts[4]))
-            return Record("D", int(parts[1]), key, parts[5])
+        if parts[0] == "D" and len(parts) == version + 5:  # version 2: no model field
+            key = SourceKey(source_to_path(parts[-1]), int(parts[2]), int(parts[3]), int(parts[4]))
+            return Record("D", int(parts[1]), key, parts[5], parts[6] if version == 3 else "")
     except ValueError:
         return None
     return None
@@ -116,10 +131,15 @@ class ResumeState:
     header_end: int = 0
     cut_bytes: int = 0  # torn or uncommitted output cut off at the start
     superseded: int = 0  # rows removed because their inputs were redone (start-of-run compaction)
+    upgraded: int = 0  # rows of the release before model ids given a model column (once)
+    model: str = ""  # this run's model (columns.model_text of its id)
+    redo_other_models: bool = False  # inputs whose rows came from another model are redone
 
     def is_done(self, source: str) -> bool:
         rec = self.done.get(identity(source))
         if rec is None or rec.status in RETRY_ALWAYS:
+            return False
+        if self.redo_other_models and rec.model != self.model:
             return False
         now = source_key(source)
         same = (rec.key.size, rec.key.mtime_ns) == (now.size, now.mtime_ns)
@@ -132,6 +152,11 @@ class ResumeState:
         rec = self.done.get(identity(source))
         return rec.status if rec is not None else None
 
+    def other_model(self, source: str) -> bool:
+        """Did another model (or a release before model ids) make ``source``'s rows?"""
+        rec = self.done.get(identity(source))
+        return rec is not None and rec.model != self.model
+
 
 def done_inputs(output: Path) -> set[str]:
     """The inputs (absolute paths) an output already holds (the reader of the writer protocol)."""
@@ -140,18 +165,20 @@ def done_inputs(output: Path) -> set[str]:
 
 
 def _read_records(path: Path) -> tuple[list[Record], int]:
-    """Records of a journal and the byte length of its intact part (a torn last line is not)."""
+    """Records of a journal (this version or 2) and the byte length of its intact part (a torn
+    last line is not)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return [], 0
     lines = data.split(b"\n")
-    if not lines or lines[0].decode("utf-8", "replace") != MAGIC:
+    version = {MAGIC: 3, MAGIC_V2: 2}.get(lines[0].decode("utf-8", "replace"))
+    if version is None:
         raise OutputError(f"{path} is not an edgeclass journal (or from another version): move it away "
                           "or write to another --output")
     records, good = [], len(lines[0]) + 1
     for raw in lines[1:-1]:  # the last piece is "" or a torn line
-        rec = _parse(raw.decode("utf-8", "surrogateescape"))
+        rec = _parse(raw.decode("utf-8", "surrogateescape"), version)
         if rec is None:
             break
         records.append(rec)
@@ -215,17 +242,26 @@ class Journal:
             self._fd = None
 
 
-def open_resume(output: Path, fmt: ModuleType, top_k: int) -> tuple[ResumeState, Journal]:
-    """Validate output + journal, cut torn tails in place, finish an interrupted compaction."""
+def open_resume(output: Path, fmt: ModuleType, top_k: int, model: str = "",
+                redo_other_models: bool = False) -> tuple[ResumeState, Journal]:
+    """Validate output + journal, cut torn tails in place, finish an interrupted compaction,
+    upgrade an output of the release before model ids. ``model``: this run's
+    :func:`~edgeclass.run.output.columns.model_text`."""
     jpath = journal_path(output)
     _finish_compaction(output)
-    state = ResumeState(header_end=fmt.header_size(top_k))
+    _remove_temps(output)
+    state = ResumeState(header_end=fmt.header_size(top_k), model=model, redo_other_models=redo_other_models)
     size = fmt.data_size(output) if output.exists() else 0
-    if size:
-        fmt.check_header(output, top_k)
-    if size <= state.header_end:  # nothing (or only a header, maybe torn): start afresh
+    legacy = size > 0 and fmt.is_legacy(output, top_k)  # other columns: OutputError
+    if size <= (fmt.legacy_header_size(top_k) if legacy else state.header_end):  # no row: start afresh
         return state, Journal(jpath, 0)
-    if _needs_adoption(jpath):
+    version = _journal_version(jpath)
+    if legacy or version == 2:
+        upgraded = _upgrade(output, fmt, top_k, legacy, version)
+        state, journal = open_resume(output, fmt, top_k, model, redo_other_models)
+        state.upgraded = upgraded
+        return state, journal
+    if version != 3:
         adopt(output, fmt, top_k, state.header_end)
     records, jgood = _read_records(jpath)
     n = _valid_prefix(records, fmt, output, size)
@@ -235,7 +271,7 @@ def open_resume(output: Path, fmt: ModuleType, top_k: int) -> tuple[ResumeState,
     latest = _latest(records)
     if len(latest) < sum(r.kind == "D" for r in records):  # a redone input's old rows survived a kill
         removed = compact(output, fmt, top_k, records, state.header_end)
-        state, journal = open_resume(output, fmt, top_k)
+        state, journal = open_resume(output, fmt, top_k, model, redo_other_models)
         state.superseded = removed
         return state, journal
     state.done = latest
@@ -244,12 +280,46 @@ def open_resume(output: Path, fmt: ModuleType, top_k: int) -> tuple[ResumeState,
     return state, Journal(jpath, jgood)
 
 
-def _needs_adoption(jpath: Path) -> bool:
+def _remove_temps(output: Path) -> None:
+    """Remove what a compaction or upgrade killed before its intent file left (one directory
+    scan). Only this output's temporaries: the caller holds its lock, so they are a dead run's."""
+    shapes = [(f".{p.stem}.{TEMP_TAG}-", p.suffix) for p in (output, journal_path(output), _intent_path(output))]
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(output.parent):
+            for prefix, suffix in shapes:
+                middle = entry.name[len(prefix): len(entry.name) - len(suffix)]
+                if entry.name.startswith(prefix) and entry.name.endswith(suffix) and middle.isdigit():
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+
+def _journal_version(jpath: Path) -> int | None:
+    """3 (this release), 2 (before model ids), 1 (edgeclass 0.1, or not a journal), None (none)."""
     try:
         with open(jpath, "rb") as fh:
-            return fh.readline().rstrip(b"\n") != MAGIC.encode()
+            first = fh.readline().rstrip(b"\n")
     except FileNotFoundError:
-        return True
+        return None
+    return {MAGIC.encode(): 3, MAGIC_V2.encode(): 2}.get(first, 1)
+
+
+def _upgrade(output: Path, fmt: ModuleType, top_k: int, legacy: bool, version: int | None) -> int:
+    """Give an output of the release before model ids this release's layout; returns its rows.
+    With its journal (version 2): output and journal replaced together, every committed row kept
+    (null model), superseded rows removed, uncommitted ones cut (as any resume would). Without:
+    the output alone, every complete row kept, then :func:`adopt` builds the journal."""
+    if version == 2:
+        records, _ = _read_records(journal_path(output))
+        records = records[:_valid_prefix(records, fmt, output, fmt.data_size(output))]
+        old_header = fmt.legacy_header_size(top_k) if legacy else fmt.header_size(top_k)
+        return _rewrite(output, fmt, top_k, records, old_header, legacy)[1]
+    data = fmt.read_bytes(output)
+    rows = fmt.upgrade_rows(data[fmt.legacy_header_size(top_k):], top_k)
+    tmp = atomic.temp_sibling(output, TEMP_TAG)
+    _write_durable(tmp, fmt.header_bytes(top_k) + b"".join(raw for raw, _, _ in rows))
+    atomic.replace_file(tmp, output)
+    adopt(output, fmt, top_k, fmt.header_size(top_k))
+    return len(rows)
 
 
 def _read_v1_journal(jpath: Path) -> dict[str, tuple[int, int]]:
@@ -269,13 +339,14 @@ def _read_v1_journal(jpath: Path) -> dict[str, tuple[int, int]]:
 def adopt(output: Path, fmt: ModuleType, top_k: int, header_end: int) -> None:
     """Build a journal for an output written without one (a run without --resume, or an
     edgeclass 0.1 journal): every complete row is kept, consecutive rows of one source form one
-    record keyed by the old journal's size and mtime, or the file's as it is now. Once, O(rows)."""
+    record keyed by the old journal's size and mtime, or the file's as it is now, with the model
+    its rows name. Once, O(rows)."""
     jpath = journal_path(output)
     old = _read_v1_journal(jpath)
     data = fmt.read_bytes(output)
     records: list[Record] = []
     pos, last = header_end, None
-    for raw, text in fmt.split_rows(data[header_end:], top_k):
+    for raw, text, model in fmt.split_rows(data[header_end:], top_k):
         pos += len(raw)
         source = source_to_path(text)
         if classify_path(source) in LIVE_KINDS:
@@ -287,7 +358,7 @@ def adopt(output: Path, fmt: ModuleType, top_k: int, header_end: int) -> None:
         if last is not None and last.key.identity == key.identity and records[-1] is last:
             last.pos = pos
             continue
-        last = Record("D", pos, key, "ok")
+        last = Record("D", pos, key, "ok", model)
         records.append(last)
     text = MAGIC + "\n" + "".join(r.line() for r in records)
     atomic.write_bytes(jpath, text.encode("utf-8", "surrogateescape"))
@@ -296,50 +367,74 @@ def adopt(output: Path, fmt: ModuleType, top_k: int, header_end: int) -> None:
 def compact(output: Path, fmt: ModuleType, top_k: int, records: list[Record], header_end: int) -> int:
     """Replace output and journal together, without the rows of superseded records (rows of
     live sources inside them are kept). Returns the number of rows removed."""
+    return _rewrite(output, fmt, top_k, records, header_end, legacy=False)[0]
+
+
+def _rewrite(output: Path, fmt: ModuleType, top_k: int, records: list[Record], header_end: int,
+             legacy: bool) -> tuple[int, int]:
+    """:func:`compact`; with ``legacy`` the output has the columns of the release before model
+    ids (its header ends at ``header_end``) and every row kept is rewritten with a null model.
+    Returns (rows removed, rows kept)."""
     latest = {id(r) for r in _latest(records).values()}
     kept_records: list[Record] = []
-    pieces: list[bytes] = []
     data = fmt.read_bytes(output)
-    prev, new_pos, removed = header_end, header_end, 0
-    pieces.append(data[:header_end])
+    pieces = [fmt.header_bytes(top_k) if legacy else data[:header_end]]
+    prev, new_pos, removed, kept = header_end, len(pieces[0]), 0, 0
     for r in records:
         seg = data[prev:r.pos]
         prev = r.pos
-        if r.kind == "D" and id(r) not in latest:
-            rows = fmt.split_rows(seg, top_k)
-            keep = [raw for raw, src in rows if classify_path(source_to_path(src)) in LIVE_KINDS]
+        superseded = r.kind == "D" and id(r) not in latest
+        if superseded or legacy:
+            rows = fmt.upgrade_rows(seg, top_k) if legacy else fmt.split_rows(seg, top_k)
+            keep = [raw for raw, src, _ in rows if not superseded or classify_path(source_to_path(src)) in LIVE_KINDS]
             removed += len(rows) - len(keep)
+            kept += len(keep)
             seg = b"".join(keep)
-            if not seg:
-                continue
-            r = Record("L", 0)
+            if superseded:
+                if not seg:
+                    continue
+                r = Record("L", 0)
         new_pos += len(seg)
         pieces.append(seg)
-        kept_records.append(Record(r.kind, new_pos, r.key, r.status))
+        kept_records.append(Record(r.kind, new_pos, r.key, r.status, r.model))
     new_output = fmt.join(pieces, top_k)
     journal_text = MAGIC + "\n" + "".join(r.line() for r in kept_records)
     _replace_pair(output, new_output, journal_text.encode("utf-8", "surrogateescape"))
-    return removed
+    return removed, kept
+
+
+def compact_journaled(output: Path, fmt: ModuleType, top_k: int) -> int:
+    """:func:`compact` with the records of the output's journal (the end of a run that redid
+    inputs); returns the number of rows removed."""
+    records, _ = _read_records(journal_path(output))
+    return compact(output, fmt, top_k, records, fmt.header_size(top_k))
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _replace_pair(output: Path, output_data: bytes, journal_data: bytes) -> None:
     """Output and journal replaced as a pair: both temporaries are written and fsynced, then an
     intent file names them; a kill during the renames is finished by the next run."""
-    tmp_out = atomic.temp_sibling(output, "compact")
-    tmp_journal = atomic.temp_sibling(journal_path(output), "compact")
+    tmp_out = atomic.temp_sibling(output, TEMP_TAG)
+    tmp_journal = atomic.temp_sibling(journal_path(output), TEMP_TAG)
     for tmp, data in ((tmp_out, output_data), (tmp_journal, journal_data)):
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    atomic.write_text(_intent_path(output), f"{tmp_out.name}\n{tmp_journal.name}\n")
+        _write_durable(tmp, data)
+    intent = _intent_path(output)
+    tmp_intent = atomic.temp_sibling(intent, TEMP_TAG)
+    _write_durable(tmp_intent, f"{tmp_out.name}\n{tmp_journal.name}\n".encode("utf-8", "surrogateescape"))
+    atomic.replace_file(tmp_intent, intent)
     _finish_compaction(output)
 
 
 def _finish_compaction(output: Path) -> None:
     intent = _intent_path(output)
     try:
-        names = intent.read_text(encoding="utf-8").split("\n")[:2]
+        names = intent.read_bytes().decode("utf-8", "surrogateescape").split("\n")[:2]
     except FileNotFoundError:
         return
     for name, target in zip(names, (output, journal_path(output))):

@@ -39,6 +39,7 @@ class RunOptions:
     format: str | None = None  # csv, jsonl, parquet; None: from the output's extension
     min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
     sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
+    redo_other_models: bool = False  # --resume: classify again inputs whose rows came from another model
 
 
 @dataclass
@@ -168,6 +169,7 @@ def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts, sor
     if cut_move and not finish_cut_move(sort, Path(os.path.abspath(source.path))):
         return False
     counts.skipped_resume += 1
+    counts.kept_other_models += resume.other_model(source.path)  # a subset of the skipped
     return True
 
 
@@ -226,7 +228,8 @@ def run(
     fmt = output_format(options)
     note = None
     sort_before_row, sort_after_row = sorters(options.sort, reporter.event)  # checks its folder first
-    session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event)
+    session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event,
+                            classifier.model_id, options.redo_other_models)
     completed: set[str] = set()
     try:
         sources = prefetch(unique_sources(expand_inputs(options.inputs, stdin)), stop.event)

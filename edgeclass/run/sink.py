@@ -7,6 +7,8 @@
 * ``-o FILE --resume``: rows are appended to FILE; after the rows of each finished input a
   journal record commits them (:mod:`edgeclass.run.resume`). Checkpoints fsync output then
   journal at most every ``SYNC_EVERY_S`` and at the end of every run (the fsync policy).
+
+Every row carries the run's model id (the ``model`` column), and so does its journal record.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from edgeclass.media.inputs import classify_path
 from edgeclass.results import Result
 from edgeclass.run import output as formats
 from edgeclass.run.lock import OutputLock
-from edgeclass.run.resume import Record, ResumeState, SourceKey, compact, open_resume
+from edgeclass.run.output.columns import model_text
+from edgeclass.run.resume import Record, ResumeState, SourceKey, compact_journaled, open_resume
 
 SYNC_EVERY_S = float(os.environ.get("EDGECLASS_SYNC_EVERY_S", "10"))  # seconds between checkpoints
 
@@ -52,8 +55,13 @@ def check_output(path: Path | None, what: str = "--output", create_parent: bool 
 
 
 class OutputSession:
-    def __init__(self, output: Path | None, fmt: str, top_k: int, resume: bool, stdout, event):
+    def __init__(self, output: Path | None, fmt: str, top_k: int, resume: bool, stdout, event, model: str = "",
+                 redo_other_models: bool = False):
+        """``model``: the run's model id (every row's ``model`` column); ``redo_other_models``:
+        with ``resume``, inputs whose rows came from another model are not done (classified
+        again, their old rows superseded)."""
         self.output, self.fmt, self.top_k, self.resume = output, fmt, top_k, resume
+        self.model, self._redo_other_models = model_text(model), redo_other_models
         self._event = event
         self.lock = self.writer = self.journal = None
         self.state: ResumeState | None = None
@@ -64,7 +72,7 @@ class OutputSession:
         self._target, self._target_fmt = output, fmt  # with --resume: where rows are appended
         self._last_sync = time.monotonic()
         if output is None:
-            self.writer = formats.stream_writer(stdout, fmt, top_k)
+            self.writer = formats.stream_writer(stdout, fmt, top_k, self.model)
             return
         try:
             self._open_file()
@@ -86,17 +94,29 @@ class OutputSession:
             self._event(f"took over the lock of a run that died (pid {self.lock.took_over_from})")
         try:
             if self.resume:
-                self._target, self._target_fmt = resume_target(out, self.fmt)
-                self.state, self.journal = open_resume(self._target, formats.family(self._target_fmt), self.top_k)
-                self.writer = formats.open_writer(self._target, self._target_fmt, self.top_k, at=self.state.position)
-                self._committed = self.writer.position()
-                if self.state.cut_bytes or self.state.superseded:
-                    self._event(f"resume: cut {self.state.cut_bytes} bytes of torn or unfinished rows "
-                                f"(their inputs are redone); removed {self.state.superseded} superseded rows")
+                self._open_resume(out)
             else:
-                self.writer = formats.open_writer(partial_path(out), self.fmt, self.top_k)
+                self.writer = formats.open_writer(partial_path(out), self.fmt, self.top_k, model=self.model)
         except OSError as exc:
             raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+    def _open_resume(self, out: Path) -> None:
+        self._target, self._target_fmt = resume_target(out, self.fmt)
+        if self._target != out and out.exists() and not self._target.exists():
+            from edgeclass.run.output.parquetfmt import seed_log
+
+            seed_log(out, self._target, self.top_k)  # a Parquet file without its log: no row is lost
+        self.state, self.journal = open_resume(self._target, formats.family(self._target_fmt), self.top_k,
+                                               self.model, self._redo_other_models)
+        self.writer = formats.open_writer(self._target, self._target_fmt, self.top_k, at=self.state.position,
+                                          model=self.model)
+        self._committed = self.writer.position()
+        if self.state.upgraded:
+            self._event(f"resume: {self.state.upgraded} rows written before model ids now have a model column "
+                        "(empty: made before model ids)")
+        if self.state.cut_bytes or self.state.superseded:
+            self._event(f"resume: cut {self.state.cut_bytes} bytes of torn or unfinished rows "
+                        f"(their inputs are redone); removed {self.state.superseded} superseded rows")
 
     # ------------------------------------------------------------------ writing
     def write(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
@@ -133,7 +153,7 @@ class OutputSession:
             self._done(key, status)
 
     def _done(self, key: SourceKey, status: str) -> None:
-        self._add(Record("D", self.writer.position(), key, status))
+        self._add(Record("D", self.writer.position(), key, status, self.model))
 
     def _add(self, record: Record) -> None:
         try:
@@ -201,14 +221,10 @@ class OutputSession:
                 self.writer.truncate(self._committed)
 
     def _compact(self) -> None:
-        from edgeclass.run.resume import _read_records, journal_path
-
         self.writer.close()
         self.journal.close()
-        family = formats.family(self._target_fmt)
         try:
-            records, _ = _read_records(journal_path(self._target))
-            removed = compact(self._target, family, self.top_k, records, family.header_size(self.top_k))
+            removed = compact_journaled(self._target, formats.family(self._target_fmt), self.top_k)
         except OSError as exc:
             raise OutputError(f"cannot rewrite {self.output} without the rows of redone inputs: "
                               f"{exc.strerror or exc}; the next --resume run finishes it") from exc

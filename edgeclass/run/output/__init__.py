@@ -6,13 +6,14 @@ only when asked). All have the columns and types of :mod:`.columns`.
 
 The writer protocol (what ``edgeclass run`` and the distributed executor write through)::
 
-    writer = open_writer(path, fmt, top_k, at=None)   # at=None: new file; at=N: append after position N
+    writer = open_writer(path, fmt, top_k, at=None, model=text)   # at=None: new file; at=N: append after N
     writer.append(result)       # one Result -> one row; raises OSError, leaving whole rows only
     writer.position()           # an int marking the end of the last complete row (bytes, or parts)
     writer.sync()               # durable on disk (fsync)
     writer.close()
 
-``at`` comes from the resume journal (:mod:`edgeclass.run.resume`), which records a position
+``model`` is the text of every row's ``model`` column (:func:`.columns.model_text` of the
+run's model id; None writes null). ``at`` comes from the resume journal (:mod:`edgeclass.run.resume`), which records a position
 after each finished input; :func:`edgeclass.run.resume.done_inputs` is the reader that returns
 the set of inputs already in an output.
 """
@@ -49,13 +50,13 @@ def format_for(path: Path | None, explicit: str | None = None) -> str:
     return "csv"
 
 
-def open_writer(path: Path, fmt: str, top_k: int, at: int | None = None):
+def open_writer(path: Path, fmt: str, top_k: int, at: int | None = None, model: str | None = None):
     module = format_module(fmt)
     if hasattr(module, "open_writer"):
-        return module.open_writer(path, top_k, at)
+        return module.open_writer(path, top_k, at, model)
     from edgeclass.run.output.bytefile import ByteRowWriter
 
-    return ByteRowWriter(module, path, top_k, at)
+    return ByteRowWriter(module, path, top_k, at, model)
 
 
 def family(fmt: str):
@@ -68,9 +69,9 @@ def family(fmt: str):
     return ByteFamily(module)
 
 
-def stream_writer(stream, fmt: str, top_k: int):
+def stream_writer(stream, fmt: str, top_k: int, model: str | None = None):
     if fmt == "parquet":
         raise UsageError("Parquet cannot be written to stdout: give --output FILE.parquet")
     from edgeclass.run.output.bytefile import StreamRowWriter
 
-    return StreamRowWriter(format_module(fmt), stream, top_k)
+    return StreamRowWriter(format_module(fmt), stream, top_k, model)

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from edgeclass.results import Result
-from edgeclass.run.output.columns import header, row_values
+from edgeclass.run.output.columns import header, legacy_header, row_values
 
 
 def _keys(line: bytes) -> list[str]:
@@ -26,10 +26,11 @@ def _keys(line: bytes) -> list[str]:
 
 
 class ByteRowWriter:
-    def __init__(self, fmt: ModuleType, path: Path, top_k: int, at: int | None = None):
+    def __init__(self, fmt: ModuleType, path: Path, top_k: int, at: int | None = None, model: str | None = None):
         """``at=None``: a new file (truncated); ``at=N``: append after cutting the file back to N
-        bytes (0 or a missing file: the header is written first)."""
-        self.fmt, self.path, self.top_k = fmt, Path(path), top_k
+        bytes (0 or a missing file: the header is written first). ``model``: every row's
+        ``model`` column (:func:`~edgeclass.run.output.columns.model_text`)."""
+        self.fmt, self.path, self.top_k, self.model = fmt, Path(path), top_k, model
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if at is None else 0)
         self._fd: int | None = os.open(self.path, flags, 0o644)
         if at is not None and os.fstat(self._fd).st_size != at:
@@ -54,7 +55,7 @@ class ByteRowWriter:
         self._good += len(data)
 
     def append(self, result: Result) -> None:
-        self._write(self.fmt.encode_row(row_values(result, self.top_k), self.top_k))
+        self._write(self.fmt.encode_row(row_values(result, self.top_k, self.model), self.top_k))
 
     def position(self) -> int:
         return self._good
@@ -77,8 +78,8 @@ class ByteRowWriter:
 class StreamRowWriter:
     """Rows to a binary stream (stdout), flushed after each row."""
 
-    def __init__(self, fmt: ModuleType, stream, top_k: int):
-        self.fmt, self.top_k = fmt, top_k
+    def __init__(self, fmt: ModuleType, stream, top_k: int, model: str | None = None):
+        self.fmt, self.top_k, self.model = fmt, top_k, model
         self._text = stream
         self._binary = getattr(stream, "buffer", None)
         stream.flush()
@@ -95,7 +96,7 @@ class StreamRowWriter:
             self._text.flush()
 
     def append(self, result: Result) -> None:
-        self._put(self.fmt.encode_row(row_values(result, self.top_k), self.top_k))
+        self._put(self.fmt.encode_row(row_values(result, self.top_k, self.model), self.top_k))
 
     def position(self) -> int:
         return 0
@@ -119,20 +120,32 @@ class ByteFamily:
     def data_size(self, path: Path) -> int:
         return os.stat(path).st_size
 
-    def check_header(self, path: Path, top_k: int) -> None:
+    def header_bytes(self, top_k: int) -> bytes:
+        return self.fmt.encode_header(top_k)
+
+    def legacy_header_size(self, top_k: int) -> int:
+        return len(self.fmt.encode_legacy_header(top_k))
+
+    def is_legacy(self, path: Path, top_k: int) -> bool:
+        """Does ``path`` (not empty) have the columns of the release before model ids? False for
+        this release's columns (a torn header or first row included); other columns are an
+        OutputError."""
         from edgeclass.errors import OutputError
 
-        expected = self.fmt.encode_header(top_k)
+        current, legacy = self.fmt.encode_header(top_k), self.fmt.encode_legacy_header(top_k)
         with open(path, "rb") as fh:
-            first = fh.read(max(len(expected), 1024))
-        if expected:
-            ok = first[: len(expected)] == expected[: len(first)]
-        else:  # JSON lines: the keys of the first row
-            line = first.split(b"\n", 1)[0]
-            ok = not line or b"\n" not in first or _keys(line) == header(top_k)
-        if not ok:
-            raise OutputError(f"{path} has other columns than this run would write (another --top-k or "
-                              f"--format?): use the same options, or another --output")
+            first = fh.read(len(current) + 1) if current else fh.readline(1 << 24)
+        if current:  # CSV: the header line (a torn one is a prefix)
+            if first[: len(current)] == current[: len(first)] or legacy.startswith(first):
+                return False  # this release's header, or a torn header and no row
+            if first[: len(legacy)] == legacy:
+                return True
+        elif not first.endswith(b"\n") or _keys(first) == header(top_k):  # JSON lines: the keys of the first row
+            return False
+        elif _keys(first) == legacy_header(top_k):
+            return True
+        raise OutputError(f"{path} has other columns than this run would write (another --top-k or "
+                          f"--format?): use the same options, or another --output")
 
     def ends_rows(self, path: Path, positions: list[int], size: int) -> list[bool]:
         """For each position: does a complete row end there (within the file, the byte before it
@@ -146,8 +159,13 @@ class ByteFamily:
     def read_bytes(self, path: Path) -> bytes:
         return Path(path).read_bytes()
 
-    def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str]]:
+    def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+        """Complete rows as (raw bytes, source, model)."""
         return self.fmt.split_rows(data, top_k)
+
+    def upgrade_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+        """Complete rows of the release before model ids, as rows of this one (null model)."""
+        return self.fmt.upgrade_rows(data, top_k)
 
     def join(self, pieces: list[bytes], top_k: int) -> bytes:
         return b"".join(pieces)

@@ -1,9 +1,15 @@
 """The result columns, their types and the one text form of a file name, shared by every format.
 
-Columns: ``source, frame, timestamp_ms, status, error, top1_id, top1_label, top1_score, ...``.
-Types: ``source``, ``status``, ``error`` strings (``error`` is "" on ok rows); ``frame`` and
-``topN_id`` 64-bit integers, ``timestamp_ms`` and ``topN_score`` 64-bit floats, ``topN_label``
-strings; null (an empty CSV field) when not applicable.
+Columns: ``source, frame, timestamp_ms, status, error, model, top1_id, top1_label, top1_score, ...``.
+Types: ``source``, ``status``, ``error``, ``model`` strings (``error`` is "" on ok rows);
+``frame`` and ``topN_id`` 64-bit integers, ``timestamp_ms`` and ``topN_score`` 64-bit floats,
+``topN_label`` strings; null (an empty CSV field) when not applicable.
+
+``model`` is the id of the model that made the row (``ModelDir.model_id``:
+``<folder>@<12 hex of sha256 over the IR pair>``), on every row a run writes, failure rows
+included. Null (empty in CSV) on rows written before model ids existed: releases before it
+wrote the same columns without ``model`` (:func:`legacy_header`); ``--resume`` upgrades such
+an output once (:mod:`edgeclass.run.resume`).
 
 ``source`` is always valid UTF-8. File names are bytes on Linux: a name that is not valid UTF-8
 is written with each undecodable byte as ``\\xNN``, and a backslash as ``\\\\``, so the text is
@@ -17,9 +23,10 @@ import re
 
 from edgeclass.results import Result
 
-BASE_COLUMNS = ("source", "frame", "timestamp_ms", "status", "error")
+BASE_COLUMNS = ("source", "frame", "timestamp_ms", "status", "error", "model")
+MODEL = BASE_COLUMNS.index("model")  # where rows of the release before model ids get a null model
 INT, FLOAT, STR = "int64", "float64", "string"
-BASE_TYPES = {"source": STR, "frame": INT, "timestamp_ms": FLOAT, "status": STR, "error": STR}
+BASE_TYPES = {"source": STR, "frame": INT, "timestamp_ms": FLOAT, "status": STR, "error": STR, "model": STR}
 
 
 def header(top_k: int) -> list[str]:
@@ -27,6 +34,18 @@ def header(top_k: int) -> list[str]:
     for i in range(1, top_k + 1):
         cols += [f"top{i}_id", f"top{i}_label", f"top{i}_score"]
     return cols
+
+
+def legacy_header(top_k: int) -> list[str]:
+    """The columns of the releases before model ids: :func:`header` without ``model``."""
+    cols = header(top_k)
+    del cols[MODEL]
+    return cols
+
+
+def model_text(model_id: str) -> str:
+    """A model id as the ``model`` column and the resume journal write it (one line of UTF-8)."""
+    return escape_source(model_id, controls=True)
 
 
 def column_types(top_k: int) -> dict[str, str]:
@@ -68,14 +87,16 @@ def source_to_path(text: str) -> str:
     return _UNESCAPE.sub(one, text)
 
 
-def row_values(result: Result, top_k: int) -> list:
-    """One row as typed Python values (None = null), in :func:`header` order."""
+def row_values(result: Result, top_k: int, model: str | None) -> list:
+    """One row as typed Python values (None = null), in :func:`header` order; ``model`` is the
+    run's :func:`model_text`."""
     values: list = [
         escape_source(result.source),
         result.frame,
         None if result.timestamp_ms is None else float(result.timestamp_ms),
         result.status.value,
         _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", result.error),  # messages may quote names
+        model,
     ]
     preds = list(result.predictions[:top_k])
     for p in preds:

@@ -1,7 +1,8 @@
 """CSV: RFC 4180 quoting, a header line, one line (or quoted multi-line record) per row.
 
 Numbers are written as text (scores with 6 decimals, timestamps with at most one); null is an
-empty field. Read back by :func:`split_rows` (resume compaction) and by any CSV reader.
+empty field. Read back by :func:`split_rows` (resume compaction) and by any CSV reader; the
+files of the release before model ids (no ``model`` column) by :func:`upgrade_rows`.
 """
 
 from __future__ import annotations
@@ -9,13 +10,18 @@ from __future__ import annotations
 import csv
 import io
 
-from edgeclass.run.output.columns import header
+from edgeclass.run.output.columns import MODEL, header, legacy_header
 
 NAME, EXTENSIONS = "csv", (".csv",)
 
 
 def encode_header(top_k: int) -> bytes:
     return (",".join(header(top_k)) + "\n").encode("utf-8")
+
+
+def encode_legacy_header(top_k: int) -> bytes:
+    """The header the release before model ids wrote."""
+    return (",".join(legacy_header(top_k)) + "\n").encode("utf-8")
 
 
 def encode_row(values: list, top_k: int) -> bytes:
@@ -34,18 +40,31 @@ def encode_row(values: list, top_k: int) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def split_rows(data: bytes, top_k: int) -> list[tuple[bytes, str]]:
-    """Complete rows in ``data`` (no header) as (raw bytes, source); a torn last row is left out."""
-    text = data.decode("utf-8", "replace")
-    out: list[tuple[bytes, str]] = []
-    width = len(header(top_k))
+def _rows(data: bytes, width: int):
+    """Complete CSV records of ``width`` fields in ``data``; stops at a torn or foreign one."""
     try:
-        for row in csv.reader(io.StringIO(text, newline="")):
+        for row in csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline="")):
             if len(row) != width:
-                break
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerow(row)  # our own rows round-trip exactly
-            out.append((buf.getvalue().encode("utf-8"), row[0]))
+                return
+            yield row
     except csv.Error:
-        pass
-    return out
+        return
+
+
+def _encode(row: list[str]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)  # our own rows round-trip exactly
+    return buf.getvalue().encode("utf-8")
+
+
+def split_rows(data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+    """Complete rows in ``data`` (no header) as (raw bytes, source, model); a torn last row is
+    left out."""
+    return [(_encode(row), row[0], row[MODEL]) for row in _rows(data, len(header(top_k)))]
+
+
+def upgrade_rows(data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+    """Complete rows of the release before model ids in ``data`` (no header), as rows of this
+    one with an empty (null) ``model``: (raw bytes, source, "")."""
+    return [(_encode(row[:MODEL] + [""] + row[MODEL:]), row[0], "")
+            for row in _rows(data, len(legacy_header(top_k)))]

@@ -10,6 +10,9 @@ applicable). A Parquet file cannot be appended to, so:
   and NAME is rebuilt from the log, atomically, at the end of every run (stopped runs
   included). A kill leaves the previous NAME intact; the next run repairs the log and rebuilds.
   The rebuild reads the log once: O(rows) per run, streamed in row groups (flat memory).
+* a ``--resume`` run that finds NAME without its log (written without ``--resume``, or by a
+  release without the ``model`` column) first writes the log from NAME (:func:`seed_log`), so
+  no row of NAME is lost when NAME is rebuilt.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import pyarrow.parquet as pq
 
 from edgeclass import atomic
 from edgeclass.results import Result
-from edgeclass.run.output.columns import column_types, header, row_values
+from edgeclass.errors import OutputError
+from edgeclass.run.output.columns import column_types, header, legacy_header, row_values
 
 NAME, EXTENSIONS = "parquet", (".parquet", ".pq")
 ROW_GROUP = 4096
@@ -40,15 +44,15 @@ def log_path(output: Path) -> Path:
 class ParquetRowWriter:
     """Streams rows into one Parquet file, a row group every ``ROW_GROUP`` rows."""
 
-    def __init__(self, path: Path, top_k: int):
-        self.path, self.top_k = Path(path), top_k
+    def __init__(self, path: Path, top_k: int, model: str | None = None):
+        self.path, self.top_k, self.model = Path(path), top_k, model
         self._schema = schema(top_k)
         self._writer = pq.ParquetWriter(self.path, self._schema)
         self._rows: list[list] = []
         self._count = 0
 
     def append(self, result: Result) -> None:
-        self._rows.append(row_values(result, self.top_k))
+        self._rows.append(row_values(result, self.top_k, self.model))
         self._count += 1
         if len(self._rows) >= ROW_GROUP:
             self._flush()
@@ -72,10 +76,34 @@ class ParquetRowWriter:
             self._writer = None
 
 
-def open_writer(path: Path, top_k: int, at: int | None = None) -> ParquetRowWriter:
+def open_writer(path: Path, top_k: int, at: int | None = None, model: str | None = None) -> ParquetRowWriter:
     if at is not None:
         raise ValueError("a Parquet file is not appended to: resume writes the JSON-lines log")
-    return ParquetRowWriter(path, top_k)
+    return ParquetRowWriter(path, top_k, model)
+
+
+def seed_log(output: Path, log: Path, top_k: int) -> int:
+    """Write the JSON-lines log of an existing Parquet ``output`` that has none (rows of the
+    release before model ids get a null ``model``), atomically; returns the rows. The resume
+    journal is then built from the log's rows (:func:`edgeclass.run.resume.adopt`)."""
+    try:
+        pf = pq.ParquetFile(output)
+    except (OSError, pa.ArrowException) as exc:
+        raise OutputError(f"{output} is not a Parquet file edgeclass can resume ({exc}): move it away "
+                          "or write to another --output") from exc
+    names = pf.schema_arrow.names
+    if names not in (header(top_k), legacy_header(top_k)):
+        raise OutputError(f"{output} has other columns than this run would write (another --top-k?): "
+                          "use the same options, or another --output")
+    count = 0
+    with atomic.atomic_open(log, "wb") as fh:
+        for batch in pf.iter_batches(batch_size=ROW_GROUP):
+            columns = batch.to_pydict()
+            for i in range(batch.num_rows):
+                row = {n: columns[n][i] if n in columns else None for n in header(top_k)}
+                fh.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+            count += batch.num_rows
+    return count
 
 
 def build_from_log(log: Path, output: Path, top_k: int) -> int:
