@@ -7,6 +7,9 @@ cuts video files into time ranges, and hands these work units to a Ray Data acto
 single-box run writes them: same output writer, resume journal, lock and summary. This module
 is only the executor that :func:`~edgeclass.run.runner.run` calls instead of the local pipeline.
 
+Every row names the model the driver shipped (``ClusterModel.model_id``, computed here from
+the IR read and shipped; each actor checks that the IR it compiled has that id's digest).
+
 Exactly once: the output and its resume journal *are* the ledger. A row is written, then its
 source is journaled, on the driver; a killed worker node loses only units in flight (never
 written, so ``--resume`` does them), a killed driver is the single-box case. A video is
@@ -83,6 +86,7 @@ class ClusterModel:
     metadata: ModelMetadata
     model_dir: ModelDir
     precision: str
+    model_id: str  # the `model` column of every row (ModelDir.model_id of the IR shipped)
     inference_precision: str = "per worker"  # reported by the actors with their rows
 
 
@@ -155,15 +159,16 @@ class RayRun:
 
         precision = self.engine.precision or self.model_dir.default_precision()
         xml = self.model_dir.xml_for(precision)
-        with self.model_dir.reading():  # the bytes shipped are the IR read here
+        with self.model_dir.reading():  # the bytes shipped are the IR read here, and named by its id
             files = {p.name: p.read_bytes() for p in (xml, xml.with_suffix(".bin"))}
+            model_id = self.model_dir.model_id(precision)
             try:
                 model = ov.Core().read_model(xml)
             except RuntimeError as exc:
                 raise ModelError(f"cannot read {xml}: {str(exc).splitlines()[0]}") from exc
         self.files_ref = ray.put(files)
         self.sha256 = {name: sha256_hex(data) for name, data in files.items()}
-        return ClusterModel(read_metadata(model), self.model_dir, precision)
+        return ClusterModel(read_metadata(model), self.model_dir, precision, model_id)
 
     def describe(self) -> str:
         return f"Ray cluster {self.address}: {len(self.node_names)} nodes, {self.actors} actors x {self.cpus} CPUs"
@@ -222,7 +227,8 @@ class RayRun:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         config = ActorConfig([self.files_ref], self.sha256, self.model.precision, self.cpus, options.top_k,
-                             options.decode, options.video or VideoOptions(), self.engine.cache_dir is not None)
+                             options.decode, options.video or VideoOptions(), self.engine.cache_dir is not None,
+                             model_id=self.model.model_id)
         items = [{"seq": u.seq, "kind": u.kind, "path": os.fsencode(u.source), "start_ms": u.start_ms,
                   "end_ms": math.nan if u.end_ms is None else u.end_ms} for u in window]
         # blocks of at most BATCH units, and at least 4 per actor so every actor has work queued

@@ -49,6 +49,7 @@ class ActorConfig:
     video: object  # edgeclass.media.video.VideoOptions
     cache: bool = True  # compiled-model cache in the worker's ~/.cache/edgeclass/ov_cache
     version: str = __version__
+    model_id: str = ""  # the driver's id of the IR (the `model` column the driver writes)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -74,6 +75,13 @@ def _raise(exc: Exception):
     raise exc
 
 
+def _check_model_id(here: str, driver: str) -> None:
+    """The IR compiled here is the one the driver's rows name: the same digest (the folder part
+    of the id differs: the IR lives in a per-hash folder on the worker)."""
+    if here.rpartition("@")[2] != driver.rpartition("@")[2]:
+        raise ModelError(f"the model compiled on this worker is {here}, the driver writes rows of {driver}")
+
+
 class RayClassifier:
     """A Ray Data callable class: ``map_batches(RayClassifier, fn_constructor_args=(config,))``."""
 
@@ -95,6 +103,7 @@ class RayClassifier:
         engine = EngineOptions(precision=config.precision, threads=config.cpus, performance_hint="THROUGHPUT",
                                cache_dir=default_cache_dir() if config.cache else None)
         self.classifier = Classifier(ModelDir(folder), engine, core)
+        _check_model_id(self.classifier.model_id, config.model_id)
         self.config = config
         self.node = ray.get_runtime_context().get_node_id()
 
