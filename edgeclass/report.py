@@ -22,12 +22,14 @@ def human_size(n: int) -> str:
     return str(n)
 
 
-def metadata_table(meta: ModelMetadata, title: str) -> Table:
+def metadata_table(meta: ModelMetadata, title: str, model_id: str | None = None) -> Table:
     pp = meta.preprocess
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row("model", meta.model_name)
+    if model_id:
+        t.add_row("model id", f"{model_id} (the `model` column of the rows `run` writes with it)")
     t.add_row("weights", meta.weights_origin)
     t.add_row("precision", meta.precision)
     t.add_row("classes", f"{meta.num_classes} ({', '.join(meta.labels[:3])}{', …' if meta.num_classes > 3 else ''})")

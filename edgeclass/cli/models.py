@@ -239,10 +239,10 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
         md = resolve_model_dir(model_dir)
         core = ov.Core()
         shown = False
-        for xml in (md.fp32_xml, md.int8_xml, md.int8_rejected_xml):
+        for xml, precision in ((md.fp32_xml, "fp32"), (md.int8_xml, "int8"), (md.int8_rejected_xml, None)):
             if xml.is_file():
                 meta = read_metadata(read_ir(core, xml))  # a damaged IR is a ModelError (exit 3)
-                console.print(metadata_table(meta, f"{xml.name}"))
+                console.print(metadata_table(meta, f"{xml.name}", precision and md.model_id(precision)))
                 shown = True
         if not shown:
             raise EdgeclassError(f"no IR in {md.path}")
