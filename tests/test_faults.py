@@ -60,6 +60,7 @@ def assert_exact(out: Path, reference: dict[str, str]) -> None:
     assert sorted(r["source"] for r in rows) == sorted(reference)  # every input exactly once
     assert {r["source"]: r["top1_label"] for r in rows} == reference  # the right label on the right row
     assert all(r["status"] == "ok" for r in rows)
+    assert len({r["model"] for r in rows}) == 1 and "@" in rows[0]["model"]  # one model named on every row
 
 
 # (fault, rows of a clean run that must be in the output right after the fault)

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+from edgeclass.model.modeldir import ModelDir
 from edgeclass.run.output.columns import column_types, escape_source, header, source_to_path
 
 FORMATS = {"csv": "out.csv", "jsonl": "out.jsonl", "parquet": "out.parquet"}
@@ -49,7 +50,7 @@ def read_pandas(path: Path, fmt: str, top_k: int) -> pd.DataFrame:
 
 
 def read_duckdb(path: Path) -> list[tuple]:
-    return duckdb.sql(f"SELECT source, status, top1_id, top1_label, top1_score, top2_label FROM '{path}' "
+    return duckdb.sql(f"SELECT source, status, model, top1_id, top1_label, top1_score, top2_label FROM '{path}' "
                       "ORDER BY source").fetchall()
 
 
@@ -68,7 +69,7 @@ def written(folder, trained_model_dir, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def test_same_rows_columns_and_types_in_every_format(written, folder):
+def test_same_rows_columns_and_types_in_every_format(written, folder, trained_model_dir):
     frames = {fmt: read_pandas(p, "jsonl" if fmt == "jsonl-by-option" else fmt, 2) for fmt, p in written.items()}
     for fmt, df in frames.items():
         pd.testing.assert_frame_equal(df, frames["csv"], check_exact=False, rtol=1e-6, obj=fmt)
@@ -83,6 +84,8 @@ def test_same_rows_columns_and_types_in_every_format(written, folder):
     assert os.path.exists(source_to_path(by[latin].source))
     ok = df[df["status"] == "ok"]
     assert (ok["top1_score"] >= ok["top2_score"]).all() and (ok["top1_id"] >= 0).all()
+    for frame in frames.values():  # every row names the model that made it, the failed one too
+        assert (frame["model"] == ModelDir(trained_model_dir).model_id("int8")).all()
 
 
 def test_duckdb_reads_every_format_alike(written):

@@ -24,6 +24,7 @@ import pytest
 
 import train_test_model
 from conftest import run_cli
+from edgeclass.model.modeldir import ModelDir
 
 # token auth off: the test cluster lives on 127.0.0.1 and must not depend on ~/.ray
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -172,13 +173,46 @@ def test_rows_equal_a_single_box_run(cluster, inputs, trained_model_dir, tmp_pat
     assert len(latin1) == 1 and latin1[0][0][3] == "ok"  # a name that is not UTF-8 reached the worker
     video = by_source[str(inputs["video"])]  # 4 ranges of 1 s, read on several actors
     assert [(r[1], r[2]) for r in video] == [("0", "0"), ("10", "1000"), ("20", "2000"), ("30", "3000")]
-    top1 = {p: by_source[p][0][6] for p in inputs["truth"]}  # the trained model's labels, per row
+    assert {r[5] for r in rows[1:]} == {ModelDir(trained_model_dir).model_id("int8")}  # the driver's model id, every row
+    top1 = {p: by_source[p][0][7] for p in inputs["truth"]}  # the trained model's labels, per row
     assert all(top1[p] == "stripes" for p, label in inputs["truth"].items() if label == "stripes")
     assert sum(top1[p] == label for p, label in inputs["truth"].items()) >= len(top1) / 2  # chance: 1/4
 
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["ray"]["nodes"] == 2 and summary["ray"]["units_lost"] == 0
     assert sum(summary["ray"]["rows_per_node"].values()) == len(rows) - 1 == summary["total"]
+
+
+@needs_ray
+@pytest.mark.slow
+def test_model_update_on_the_cluster(cluster, inputs, trained_model_dir, tmp_path):
+    """`--resume` after a model update, on a cluster: the rows of the other model are kept and
+    counted; with `--redo-other-models` every input (images, failures, a video in 4 ranges) is
+    classified again, once, and every row the driver writes names the new model."""
+    ids = {p: ModelDir(trained_model_dir).model_id(p) for p in ("fp32", "int8")}
+    args = [str(inputs["folder"]), str(inputs["video"]), "-m", str(trained_model_dir), "-k", "3"]
+    single = run_cli("run", *args, "--precision", "int8", "-o", str(tmp_path / "single.csv"))
+    out, s = tmp_path / "out.csv", tmp_path / "s.json"
+    first = run_cli("run", *args, "--precision", "fp32", "-o", str(out), "--resume")  # the old model, one box
+    assert single.returncode == first.returncode == 1, first.stderr  # corrupt and empty files
+    n_inputs = len(_by_source(_rows(out)))
+    assert {r[5] for r in _rows(out)[1:]} == {ids["fp32"]}
+
+    on_ray = [*args, "--precision", "int8", "-o", str(out), "--resume", "--ray", cluster.address, "--ray-segment", "1",
+              "--summary-json", str(s)]
+    kept = run_cli("run", *on_ray, env=RAY_ENV)
+    assert kept.returncode == 0, kept.stderr
+    summary = json.loads(s.read_text())
+    assert (summary["skipped_resume"], summary["kept_other_models"], summary["total"]) == (n_inputs, n_inputs, 0)
+    assert summary["model_id"] == ids["int8"]
+
+    redo = run_cli("run", *on_ray, "--redo-other-models", env=RAY_ENV)
+    assert redo.returncode == 1 and "Traceback" not in redo.stderr, redo.stderr
+    summary = json.loads(s.read_text())
+    assert (summary["skipped_resume"], summary["kept_other_models"]) == (0, 0) and summary["ray"]["units_lost"] == 0
+    rows = _rows(out)
+    assert rows == _rows(tmp_path / "single.csv")  # each input once, the new model's rows, in input order
+    assert {r[5] for r in rows[1:]} == {ids["int8"]} and len(_by_source(rows)) == n_inputs
 
 
 def _row_count(path: Path) -> int:

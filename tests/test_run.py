@@ -34,7 +34,7 @@ def test_csv_columns_rows_and_order(trained_model_dir, small_folder, tmp_path):
     assert r.returncode == EXIT_INPUT_FAILURES, r.stderr  # two bad files
     text = out.read_text()
     assert text.splitlines()[0] == ",".join(header(3))
-    assert header(3) == ["source", "frame", "timestamp_ms", "status", "error",
+    assert header(3) == ["source", "frame", "timestamp_ms", "status", "error", "model",
                          "top1_id", "top1_label", "top1_score", "top2_id", "top2_label", "top2_score",
                          "top3_id", "top3_label", "top3_score"]
     rows = read_csv(out)
