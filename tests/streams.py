@@ -49,8 +49,12 @@ def rtsp_available() -> str | None:
 
 
 class RtspServer:
-    def __init__(self, port: int | None = None):
+    """GStreamer's RTSP server in its own process: videotestsrc ``pattern`` (``ball``: a moving
+    picture; ``black``: a covered camera) as H.264 at 10 fps, 320x240."""
+
+    def __init__(self, port: int | None = None, pattern: str = "ball"):
         self.port = port or free_port()
+        self.pattern = pattern
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -58,7 +62,7 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/test"
 
     def start(self, timeout: float = 20) -> RtspServer:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(self.port)], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), str(self.port), self.pattern], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()

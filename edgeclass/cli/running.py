@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ def run(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Compiled-model cache (default ~/.cache/edgeclass/ov_cache).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not cache compiled models.")] = False,
     summary_json: Annotated[Optional[Path], typer.Option(help="Write counts, timing and model as JSON here.")] = None,
+    metrics_file: Annotated[Optional[Path], typer.Option(help="Prometheus metrics for node_exporter's textfile collector (name it *.prom): rows by status, duration, exit code, last success, model, live sources up/frames/reconnects; replaced atomically every 15 s and at the end.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Also let the decoding libraries (OpenCV, libpng, libjpeg, libtiff, Pillow) print their own warnings on stderr.")] = False,
     every: Annotated[float, typer.Option(min=0.001, help="Videos/streams: one frame per this many seconds of media time.", rich_help_panel="Video and streams")] = 1.0,
@@ -117,6 +119,7 @@ def run(
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Live sources: stop after N frame rows written.", rich_help_panel="Video and streams")] = None,
     keyframes: Annotated[bool, typer.Option("--keyframes", help="Decode and classify key frames only (fast archive triage, cheap cameras); samples fall on the first key frame after each --every.", rich_help_panel="Video and streams")] = False,
     frozen_after: Annotated[float, typer.Option(min=0.0, help="Live sources: the same picture this many seconds is a 'frozen' row (0: off).", rich_help_panel="Video and streams")] = 60.0,
+    blank_after: Annotated[float, typer.Option(min=0.0, help="Live sources: a nearly uniform picture (covered lens, black, white-out: 98% of its sampled brightness within 24 grey levels) this many seconds is a 'blank' row; not classified until the picture returns (0: off).", rich_help_panel="Video and streams")] = 60.0,
     duration: Annotated[Optional[float], typer.Option(min=0.0, help="Live sources: stop after this many seconds.", rich_help_panel="Video and streams")] = None,
     open_timeout: Annotated[float, typer.Option(min=0.1, help="Live sources: seconds to wait for a connection.", rich_help_panel="Video and streams")] = 10.0,
     read_timeout: Annotated[float, typer.Option(min=0.1, help="Live sources: seconds without a frame before reconnecting.", rich_help_panel="Video and streams")] = 10.0,
@@ -143,10 +146,13 @@ def run(
         quiet_native_logging()
     from edgeclass.media.decode import DecodeOptions
     from edgeclass.media.video import VideoOptions
+    from edgeclass.run.metrics import check_metrics_file, write_failed_run, write_run_metrics
     from edgeclass.run.runner import RunOptions, write_summary_json
 
     console = err_console()
+    metrics_checked, t0 = False, time.time()
     try:
+        metrics_checked = check_metrics_file(metrics_file)
         _check_run_outputs(output, output_format, resume, summary_json)  # before any work
         if keyframes and every_frame:
             raise EdgeclassError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
@@ -163,17 +169,22 @@ def run(
             video=VideoOptions(every_s=every, every_frame=every_frame, max_frames=max_frames, duration_s=duration,
                                open_timeout_s=open_timeout, read_timeout_s=read_timeout, reconnects=reconnects,
                                rtsp_tcp=rtsp_tcp, keyframes=keyframes, frozen_after_s=frozen_after,
-                               reduced=reduced_decode, decoder_threads=threads or 0),
+                               blank_after_s=blank_after, reduced=reduced_decode, decoder_threads=threads or 0),
             format=output_format.value if output_format else None,
             min_score=min_score,
             sort=_sort_options(copy_into, link_into, hardlink, move),
             redo_other_models=redo_other_models,
+            metrics_file=metrics_file,
         )
         summary = _classify(console, options, _RunPlace(model, precision, threads, cache_dir, no_cache, ray_address,
                                                        ray_segment), max_runtime, quiet)
         if summary_json is not None:
             write_summary_json(summary_json, summary)
+        if metrics_file is not None:
+            write_run_metrics(metrics_file, summary)
     except EdgeclassError as exc:
+        if metrics_checked:
+            write_failed_run(metrics_file, exc.exit_code, t0)
         raise fail(console, exc) from exc
     _print_run_end(console, summary, quiet, show_summary)
     raise typer.Exit(summary.exit_code)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -18,6 +19,7 @@ from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable
 from edgeclass.engine import Classifier
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
 from edgeclass.media.inputs import Source, expand_inputs, prefetch, unique_sources
+from edgeclass.run.metrics import Ticker
 from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
 from edgeclass.run.resume import ResumeState, file_key
@@ -40,6 +42,7 @@ class RunOptions:
     min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
     sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
     redo_other_models: bool = False  # --resume: classify again inputs whose rows came from another model
+    metrics_file: Path | None = None  # --metrics-file: rewritten every 15 s while the run goes on
 
 
 @dataclass
@@ -127,6 +130,7 @@ def work_items(
             if hub is None:
                 hub = LiveHub(pp, options.video or VideoOptions(), stop.event, reporter.event)
                 counts.live_health = hub.health  # per-source health for the summary
+                counts.live_close = hub.close
             hub.add(source)
             continue
         if skip_done(source, resume, counts, options.sort):
@@ -155,6 +159,23 @@ def work_items(
 
 def _raise(exc: Exception):
     raise exc
+
+
+def live_closing_rows(counts: RunCounts) -> Iterator[Done]:
+    """After the pipeline: the rows of live sources down when the run ends (a stopped pipeline
+    takes no more items, so they are written here)."""
+    for result in counts.live_close() if counts.live_close else ():
+        yield Done(WorkItem(result.source, partial(_raise, ImageReadError(result.status, result.error)),
+                            result.frame, result.timestamp_ms), result)
+
+
+def live_failing(health: dict[str, dict]) -> bool:
+    """A live source was down, frozen or blank when the run ended."""
+    if not health:
+        return False
+    from edgeclass.media.video.live import failing_sources
+
+    return bool(failing_sources(health))
 
 
 def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts, sort: SortOptions | None = None) -> bool:
@@ -231,10 +252,12 @@ def run(
     session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event,
                             classifier.model_id, options.redo_other_models)
     completed: set[str] = set()
+    ticker = Ticker(options.metrics_file, counts, classifier, reporter.event)  # the final write: the caller's
     try:
         sources = prefetch(unique_sources(expand_inputs(options.inputs, stdin)), stop.event)
         dones = execute(sources, classifier, options, session.state, counts, completed, stop, reporter)
         dones = abstaining(dones, effective_min_score(options, classifier))
+        dones = chain(dones, live_closing_rows(counts))  # live sources down at the end
         for done in dones:
             sort_before_row(done.result)
             try:
@@ -254,6 +277,7 @@ def run(
         session.abort()
         raise
     finally:
+        ticker.stop()
         session.close()
 
     summary = RunSummary(
@@ -270,7 +294,8 @@ def run(
         health=counts.live_health() if counts.live_health else {},
         note=note,
     )
-    if stop.exit_code is not None and stop.reason != "broken pipe":
+    failing = live_failing(summary.health) and counts.failed > options.max_failures  # however it was stopped
+    if stop.exit_code is not None and stop.reason != "broken pipe" and not failing:
         summary.exit_code = stop.exit_code
     elif counts.failed > options.max_failures:
         summary.exit_code = EXIT_INPUT_FAILURES

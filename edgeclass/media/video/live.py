@@ -11,6 +11,12 @@
   ``--max-frames`` counts frame rows handed to the writer, not frames sampled.
 * A frozen picture (the same frame for ``--frozen-after`` seconds, as cameras do when the sensor
   hangs) is a ``frozen`` row, once per episode; frozen frames are not classified meanwhile.
+* A blank picture (nearly uniform for ``--blank-after`` seconds: a covered lens, black, a
+  white-out; see :func:`luma_spread`) is a ``blank`` row, once per episode; blank frames are not
+  classified meanwhile, and a blank picture is never called frozen.
+* A source that is down when the run ends (``--duration``, ``--max-runtime``, a signal), or never
+  delivered a frame, gets one row with its last failure's status ("down since <time>, N
+  reconnects"); :meth:`LiveHub.close` gives the rows the pipeline could no longer take after a stop.
 * Timestamps: milliseconds since the source was first opened, paced by the stream's own
   timestamps when it has them (bursts after a connect keep their spacing), else by the clock.
 """
@@ -22,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -30,9 +37,12 @@ from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.media.video.files import failure_item, frame_item
 from edgeclass.media.video.options import VideoOptions, mask_credentials
 from edgeclass.media.video.reader import Frame, ReadFailure, open_reader
-from edgeclass.results import Status, WorkItem
+from edgeclass.results import Result, Status, WorkItem
 
 FROZEN_MEAN_DIFF = 0.5  # grey levels: below this mean |difference| two pictures are the same
+BLANK_SPREAD = 24  # grey levels: a picture whose brightness (all but its darkest and brightest
+#                    BLANK_TAIL_PERCENT) spans fewer levels than this is blank (--blank-after's help)
+BLANK_TAIL_PERCENT = 1.0  # ignored at each end: an on-screen clock on a covered camera, hot pixels
 RESYNC_S = 10.0  # stream time further than this from the clock: re-anchor (a reconnect, a jump)
 WATCHDOG_PERIOD_S = 0.5
 
@@ -45,15 +55,47 @@ class SourceHealth:
     rows: int = 0  # frame rows handed to the writer
     reconnects: int = 0
     frozen: int = 0  # frozen-picture episodes
+    blank: int = 0  # blank-picture episodes
+    picture: str = "ok"  # the picture now: ok, frozen or blank
     last_frame_at: float | None = None  # time.monotonic()
     state: str = "starting"  # starting, reading, reconnecting, finished, failed, abandoned
     errors: list[str] = field(default_factory=list)
+    down_since: float | None = field(default_factory=time.time)  # wall time; None while frames arrive
+    last_failure: tuple[Status, str] | None = None  # why the last connection broke
+
+    @property
+    def up(self) -> bool:
+        """Delivering frames (a frozen or blank picture is up: frames arrive)."""
+        return self.down_since is None and self.state not in ("failed", "abandoned")
 
     def to_dict(self, now: float) -> dict:
         age = None if self.last_frame_at is None else round(now - self.last_frame_at, 3)
         return {"frames_read": self.frames_read, "frames_sampled": self.frames_sampled, "dropped": self.dropped,
-                "rows": self.rows, "reconnects": self.reconnects, "frozen": self.frozen,
+                "rows": self.rows, "reconnects": self.reconnects, "frozen": self.frozen, "blank": self.blank,
+                "picture": self.picture, "up": self.up,
+                "down_since": None if self.down_since is None else iso_time(self.down_since),
                 "last_frame_age_s": age, "state": self.state, "errors": self.errors[-5:]}
+
+
+def iso_time(wall: float) -> str:
+    """Local time with its UTC offset, to the second (row texts, health)."""
+    return datetime.fromtimestamp(wall, timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def failing_sources(health: dict[str, dict]) -> list[str]:
+    """Live sources that were down, frozen or blank when the run ended (the run exits 1)."""
+    return [name for name, h in health.items() if not h["up"] or h["picture"] != "ok"]
+
+
+def luma_spread(grid: np.ndarray) -> int:
+    """Grey levels spanned by a picture's point-sampled brightness once its darkest and brightest
+    ``BLANK_TAIL_PERCENT`` are set aside: near 0 for a covered lens, a black or a white-out
+    picture even with sensor noise and a camera's on-screen clock; tens of levels for anything
+    a camera can see, at night too (auto gain stretches a dark scene)."""
+    at_most = np.cumsum(np.bincount(grid.ravel(), minlength=256))  # samples at or below each level
+    k = int(grid.size * BLANK_TAIL_PERCENT / 100.0)
+    lo, hi = np.searchsorted(at_most, (k, grid.size - 1 - k), side="right")  # the k-th darkest, k-th brightest
+    return int(hi) - int(lo)
 
 
 class FrozenDetector:
@@ -80,6 +122,45 @@ class FrozenDetector:
         if not self.frozen and t - self.ref_t >= self.after_s:
             self.frozen = True
             return "frozen"
+        return None
+
+    def reset(self) -> bool:
+        """Forget the reference picture; True when a frozen episode ends with it."""
+        was, self.frozen, self.ref = self.frozen, False, None
+        return was
+
+
+class BlankDetector:
+    """A nearly uniform picture (:func:`luma_spread` below ``BLANK_SPREAD``) for ``after_s``
+    seconds -> blank, once per episode; it ends with the first picture that is not uniform."""
+
+    def __init__(self, after_s: float):
+        self.after_s = after_s
+        self.since: float | None = None  # when the current run of uniform pictures began
+        self.spread: int | None = None  # of the last picture
+        self.blank = False
+
+    @property
+    def uniform(self) -> bool:
+        """The last picture was nearly uniform (whether or not long enough to be blank)."""
+        return self.spread is not None and self.spread < BLANK_SPREAD
+
+    def update(self, grid: np.ndarray, t: float) -> str | None:
+        """"blank" when an episode starts, "recovered" when it ends, else None."""
+        if self.after_s <= 0:
+            return None
+        self.spread = luma_spread(grid)
+        if not self.uniform:
+            self.since = None
+            if self.blank:
+                self.blank = False
+                return "recovered"
+            return None
+        if self.since is None:
+            self.since = t
+        if not self.blank and t - self.since >= self.after_s:
+            self.blank = True
+            return "blank"
         return None
 
 
@@ -128,6 +209,7 @@ class LiveReader:
         self.done = threading.Event()  # no more items will be queued
         self.finish = threading.Event()  # enough rows (--max-frames): stop reading
         self.abandoned = False
+        self.final_sent = False  # the row saying this source is down (gave up, or down at the end)
         self.beat = time.monotonic()
         self.current = None  # the open reader, if any
         self.waiting = False  # in a reconnect backoff: not hung
@@ -135,6 +217,8 @@ class LiveReader:
         self.sampled = 0
         self.sampler_next: float | None = None  # stream ms of the next sample
         self.frozen = FrozenDetector(options.frozen_after_s)
+        self.blank = BlankDetector(options.blank_after_s)
+        self.watch_picture = options.frozen_after_s > 0 or options.blank_after_s > 0
         self._thread = threading.Thread(target=self._run, name=f"edgeclass-live-{self.name}", daemon=True)
 
     def start(self) -> LiveReader:
@@ -144,7 +228,7 @@ class LiveReader:
     # ---------------------------------------------------------------- queue (under hub.cond)
     def _put(self, item: WorkItem, is_frame: bool) -> None:
         with self.hub.cond:
-            if self.abandoned:
+            if self.abandoned or self.hub.closed:
                 return
             if is_frame and sum(1 for f, _ in self.pending if f) >= self.options.queue_size:
                 for i, (f, _) in enumerate(self.pending):
@@ -177,7 +261,8 @@ class LiveReader:
         with self.hub.cond:
             if self.done.is_set():
                 return
-            self._status_row(Status.TIMEOUT, f"read hung for {hung_s:.0f}s; source abandoned")
+            self._went_down(ReadFailure(Status.TIMEOUT, f"read hung for {hung_s:.0f}s"))
+            self._final_row(Status.TIMEOUT, f"read hung for {hung_s:.0f}s; source abandoned")
             self.abandoned = True
             self.health.state = "abandoned"
             self.done.set()
@@ -196,37 +281,86 @@ class LiveReader:
         return d is not None and time.monotonic() - self.clock.opened >= d
 
     def _run(self) -> None:
-        o = self.options
-        attempts, backoff = 0, o.backoff_s
         try:
-            while not self._stopping():
-                failure, had_frames = self._session()
-                if failure is None:
-                    break
-                if had_frames:
-                    attempts, backoff = 0, o.backoff_s
-                attempts += 1
-                self.health.errors.append(f"{failure.status.value}: {failure.message}")
-                if attempts > o.reconnects:
-                    self.health.state = "failed"
-                    self._status_row(failure.status, f"{failure.message}; gave up after {o.reconnects} reconnect attempts")
-                    return
-                self.health.state = "reconnecting"
-                self.hub.log(f"{failure.status.value}: {self.name}: {failure.message}; reconnecting in {backoff:.1f}s "
-                             f"(attempt {attempts}/{o.reconnects})")
-                self.waiting = True
-                stopped = self.hub.stop.wait(backoff)
-                self.waiting = False
-                if stopped:
-                    break
-                self.health.reconnects += 1
-                backoff = min(backoff * 2, o.backoff_max_s)
-            if self.health.state not in ("failed", "abandoned"):
-                self.health.state = "finished"
+            self._read_until_end()
         finally:
             with self.hub.cond:
+                if self.health.state not in ("failed", "abandoned"):
+                    self.health.state = "finished"
+                    self._row_if_down()
                 self.done.set()
                 self.hub.cond.notify_all()
+
+    def _read_until_end(self) -> None:
+        """Sessions, reconnecting with exponential backoff, until the end or the last attempt."""
+        o = self.options
+        attempts, backoff = 0, o.backoff_s
+        while not self._stopping():
+            failure, had_frames = self._session()
+            if failure is None:
+                return
+            self._went_down(failure)
+            if had_frames:
+                attempts, backoff = 0, o.backoff_s
+            if self._stopping():
+                return  # the end came while down: its row is written as the thread ends
+            attempts += 1
+            if attempts > o.reconnects:
+                self.health.state = "failed"
+                self._final_row(failure.status, f"{failure.message}; gave up after {o.reconnects} reconnect attempts")
+                return
+            self.health.state = "reconnecting"
+            self.hub.log(f"{failure.status.value}: {self.name}: {failure.message}; reconnecting in {backoff:.1f}s "
+                         f"(attempt {attempts}/{o.reconnects})")
+            if self._pause(backoff):
+                return
+            self.health.reconnects += 1
+            backoff = min(backoff * 2, o.backoff_max_s)
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait before a reconnect (never past --duration); True when the run is ending."""
+        d = self.options.duration_s
+        if d is not None:
+            seconds = max(0.0, min(seconds, d - (time.monotonic() - self.clock.opened)))
+        self.waiting = True
+        try:
+            self.hub.stop.wait(seconds)
+        finally:
+            self.waiting = False
+        return self._stopping()
+
+    # ---------------------------------------------------------------- down: one row per source
+    def _went_down(self, failure: ReadFailure) -> None:
+        h = self.health
+        h.errors.append(f"{failure.status.value}: {failure.message}")
+        h.last_failure = (failure.status, failure.message)
+        if h.down_since is None:  # down since its last frame
+            h.down_since = time.time() - (time.monotonic() - (h.last_frame_at or time.monotonic()))
+
+    def _final_row(self, status: Status, reason: str) -> None:
+        """The one row saying this source is down (at most one: :meth:`LiveHub.close` races the thread)."""
+        h = self.health
+        never = "never delivered a frame; " if h.frames_read == 0 else ""
+        since = iso_time(h.down_since if h.down_since is not None else time.time())
+        with self.hub.cond:
+            if self.final_sent:
+                return
+            self.final_sent = True
+            self._status_row(status, f"{reason}; {never}down since {since}, {h.reconnects} reconnects")
+
+    def _row_if_down(self, now: float | None = None) -> None:
+        """At the end of reading (call under hub.cond): the row of a source that is down, or has
+        had no frame for --read-timeout seconds (its read has not given up yet)."""
+        if self.final_sent or self.abandoned:
+            return
+        h = self.health
+        now = time.monotonic() if now is None else now
+        if h.down_since is None and h.last_frame_at is not None and now - h.last_frame_at > self.options.read_timeout_s:
+            self._went_down(ReadFailure(Status.TIMEOUT, f"no frame for {now - h.last_frame_at:.0f}s"))
+        if h.down_since is None:
+            return
+        status, reason = h.last_failure or (Status.TIMEOUT, "no frame yet")
+        self._final_row(status, reason)
 
     def _session(self) -> tuple[ReadFailure | None, bool]:
         """One connection: (None, _) when finished for good, else (why it broke, frames seen)."""
@@ -250,6 +384,8 @@ class LiveReader:
                     had_frames = True
                     self.health.frames_read += 1
                     self.health.last_frame_at = now
+                    if self.health.down_since is not None:
+                        self.health.down_since = None
                     if self._stopping():
                         return None, had_frames
                     self._consider(frame, self.clock.ms(frame.time_s, now))
@@ -260,7 +396,7 @@ class LiveReader:
             self.current = None
 
     def _consider(self, frame: Frame, ts_ms: float) -> None:
-        """Sample by time; check for a frozen picture; queue the frame (unconverted)."""
+        """Sample by time; check for a blank or frozen picture; queue the frame (unconverted)."""
         if self.sampler_next is not None and ts_ms < self.sampler_next:
             return
         step = self.options.interval_s * 1000.0
@@ -268,19 +404,43 @@ class LiveReader:
         while nxt <= ts_ms:
             nxt += step
         self.sampler_next = nxt
-        event = self.frozen.update(frame.luma_grid(), ts_ms / 1000.0) if self.frozen.after_s > 0 else None
         index = self.sampled
         self.sampled += 1
         self.health.frames_sampled += 1
-        if event == "frozen":
-            self.health.frozen += 1
-            self._status_row(Status.FROZEN, f"same picture for {self.options.frozen_after_s:g}s", index, round(ts_ms, 1))
-            return
-        if event == "recovered":
-            self.hub.log(f"{self.name}: picture moving again")
-        if self.frozen.frozen:
+        if self.watch_picture and not self._picture_ok(frame.luma_grid(), index, ts_ms):
             return
         self._put(frame_item(self.name, frame, self.pp, self.options, index, ts_ms), True)
+
+    def _picture_ok(self, grid: np.ndarray, index: int, ts_ms: float) -> bool:
+        """Blank and frozen checks of a sampled picture; False: not to be classified. A uniform
+        picture is left to the blank check (a black picture is also the same picture)."""
+        h, t = self.health, ts_ms / 1000.0
+        event = self.blank.update(grid, t)
+        if event == "blank":
+            h.blank += 1
+            h.picture = "blank"
+            self._status_row(Status.BLANK, f"blank picture for {self.options.blank_after_s:g}s (brightness within "
+                             f"{self.blank.spread} grey levels)", index, round(ts_ms, 1))
+            return False
+        if event == "recovered":
+            h.picture = "ok"
+            self.hub.log(f"{self.name}: picture back (no longer blank)")
+        if self.blank.blank:
+            return False
+        if self.blank.uniform:
+            if self.frozen.reset():
+                h.picture = "ok"
+            return True
+        event = self.frozen.update(grid, t)
+        if event == "frozen":
+            h.frozen += 1
+            h.picture = "frozen"
+            self._status_row(Status.FROZEN, f"same picture for {self.options.frozen_after_s:g}s", index, round(ts_ms, 1))
+            return False
+        if event == "recovered":
+            h.picture = "ok"
+            self.hub.log(f"{self.name}: picture moving again")
+        return not self.frozen.frozen
 
 
 class LiveHub:
@@ -289,6 +449,7 @@ class LiveHub:
     def __init__(self, pp: PreprocessConfig, options: VideoOptions, stop: threading.Event, log):
         self.pp, self.options, self.stop, self.log = pp, options, stop, log
         self.cond = threading.Condition()
+        self.closed = False  # the run has ended: readers queue nothing more
         self.readers: list[LiveReader] = []
         self._turn = 0
         self._watchdog: threading.Thread | None = None
@@ -349,3 +510,27 @@ class LiveHub:
     def health(self) -> dict[str, dict]:
         now = time.monotonic()
         return {r.name: r.health.to_dict(now) for r in self.readers}
+
+    def close(self) -> list[Result]:
+        """The end of the run (after the pipeline): the status rows still queued (a stopped
+        pipeline takes no more items), and for each source still being read a row when it is
+        down. Its reading thread queues nothing after this. Frames still queued are dropped."""
+        from edgeclass.media.decode import ImageReadError
+
+        rows = []
+        with self.cond:
+            now = time.monotonic()
+            for r in self.readers:
+                if not r.done.is_set():
+                    r._row_if_down(now)
+            self.closed = True
+            for r in self.readers:
+                for is_frame, item in r.pending:
+                    if is_frame:
+                        continue
+                    try:
+                        item.load()
+                    except ImageReadError as exc:
+                        rows.append(Result(item.source, exc.status, exc.message, (), item.frame, item.timestamp_ms))
+                r.pending.clear()
+        return rows
