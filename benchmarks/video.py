@@ -8,6 +8,9 @@ Prints ratios from one run (no timing asserts anywhere; compare runs on the same
    (reader, preprocessing, OpenVINO), after start-up: ``--every 10`` (goal >= 60 s of video per
    wall second, every sample within one frame of its time), ``--every 1`` (goal >= 10x real
    time), ``--keyframes`` (goal >= 100x);
+2b. ``--keyframes --every 10`` (interval >= GOP: one key packet decoded per sample) against the
+   key-frame scan it replaces (every key frame decoded), medians of ``--repeat`` runs, after
+   start-up (goal >= 300x real time) and as ``edgeclass run`` in a subprocess (start-up included);
 3. live 1080p@25 cameras (the same bitstream served in real time over HTTP by ``ffmpeg -re``,
    copy mode, as an IP camera would): CPU % of one core per camera with inference at
    ``--every 1`` (goal <= 20 %) and ``--keyframes`` (goal <= 3 %); how many such cameras this box
@@ -18,6 +21,7 @@ Usage:
     python benchmarks/video.py                                  # the full run (~25 min on 2 cores)
     python benchmarks/video.py --minutes 1 --live-seconds 20 --memory-minutes 2   # a quick run
     python benchmarks/video.py --memory-minutes 10              # the 10-minute memory run
+    python benchmarks/video.py --skip library --skip files --skip live --skip memory   # 2b only
 
 Needs ffmpeg (scripts/install-test-system-deps.sh) and a model: ``--model DIR``, else an FP32
 mobilevitv2_075 with random weights is converted once into the work folder (convert extra).
@@ -157,6 +161,76 @@ def file_modes(video: Path, classifier, minutes: float) -> None:
               f"{length / wall:6.1f}x real time", flush=True)
 
 
+# ----------------------------------------------------------------------------- 2b. key frames at the samples' cost
+def keyframe_items(video: Path, pp, options, scan: bool):
+    """Work items as ``file_items`` makes them; ``scan``: by the key-frame scan (every key frame
+    decoded, the mode ``--keyframes`` used at every interval before), else as ``run`` chooses."""
+    from edgeclass.media.video.files import frame_item, plan, sequential_samples
+    from edgeclass.media.video.reader import AvReader
+
+    with AvReader(str(video), options, live=False) as reader:
+        if scan:
+            mode, samples = "keyframes", sequential_samples(reader, options, threading.Event())
+        else:
+            mode, samples = plan(reader, options, threading.Event())
+        for s in samples:
+            yield mode, frame_item(str(video), s.frame, pp, options, s.index, s.time_s * 1000.0)
+
+
+def keyframe_run(classifier, video: Path, options, scan: bool):
+    """One pipeline run, after start-up: (wall s, CPU s, CPU s of the reader's thread, rows, mode)."""
+    from edgeclass.run.pipeline import Pipeline
+
+    pp = classifier.metadata.preprocess
+    modes, reader_cpu = [], [0.0]
+
+    def items():  # the reader (demux, seek, decode) runs in this, the pipeline's feeding thread
+        samples = keyframe_items(video, pp, options, scan)
+        while True:
+            t = time.thread_time()
+            nxt = next(samples, None)
+            reader_cpu[0] += time.thread_time() - t
+            if nxt is None:
+                return
+            modes.append(nxt[0])
+            yield nxt[1]
+
+    wall, cpu, done = clocked(lambda: [d.result for d in Pipeline(classifier, 5, workers=2).run(items())])
+    return wall, cpu, reader_cpu[0], [(r.frame, r.timestamp_ms, r.ok) for r in done], (modes or ["?"])[0]
+
+
+def keyframe_seek(video: Path, model: Path, classifier, minutes: float, every: float, repeat: int) -> None:
+    from statistics import median
+
+    from edgeclass.media.video import VideoOptions
+
+    length = minutes * 60
+    options = VideoOptions(every_s=every, keyframes=True)
+    print(f"\n2b. --keyframes --every {every:g} on the {minutes:g}-minute file, medians of {repeat} runs")
+    runs: dict[bool, list] = {True: [], False: []}  # scan (before) or as `run` chooses (after) -> runs
+    for _ in range(repeat):
+        for scan in (True, False):  # interleaved: both see the same load on a shared box
+            runs[scan].append(keyframe_run(classifier, video, options, scan))
+    wall, cpu, reader = ({scan: median(r[i] for r in runs[scan]) for scan in runs} for i in range(3))
+    cores = len(os.sched_getaffinity(0))
+    for scan in (True, False):
+        rows, mode = runs[scan][-1][3], runs[scan][-1][4]
+        name = "before: key-frame scan" if scan else f"after: {mode}"
+        bound = max(reader[scan], cpu[scan] / cores)  # on idle cores: the reader's thread, or all the work spread
+        print(f"   {name:24s} {len(rows):3d} rows in {wall[scan]:5.2f}s wall, {cpu[scan]:5.2f}s CPU, of which the "
+              f"reader's thread {reader[scan]:5.2f}s (after start-up): {length / wall[scan]:6.1f}x real time; "
+              f"on {cores} idle cores at most {length / bound:.0f}x" + ("" if scan else " (goal >= 300x)"), flush=True)
+    same = all(r[3] == runs[True][0][3] for r in runs[True] + runs[False])
+    print(f"   after vs before: {wall[True] / wall[False]:.2f}x faster (wall), {cpu[True] / cpu[False]:.2f}x less CPU; "
+          f"the same rows (frame, timestamp_ms, status) in every run: {same}")
+    cmd = [sys.executable, "-m", "edgeclass", "run", str(video), "--model", str(model), "--keyframes", "--every",
+           f"{every:g}"]
+    walls = [clocked(lambda: subprocess.run(cmd, check=True, capture_output=True, cwd=REPO))[0] for _ in range(repeat)]
+    print(f"   `edgeclass run {video.name} --keyframes --every {every:g}`, start-up included: median "
+          f"{median(walls):.2f}s ({', '.join(f'{w:.2f}' for w in walls)}): {length / median(walls):.0f}x real time",
+          flush=True)
+
+
 # ----------------------------------------------------------------------------- 3. live cameras
 class Cameras:
     """N cameras: ``ffmpeg -re`` serving the file in real time (copy, looped) as MPEG-TS over HTTP."""
@@ -275,7 +349,9 @@ def main() -> None:
     ap.add_argument("--memory-minutes", type=float, default=10.0)
     ap.add_argument("--model", type=Path, help="model folder (default: an FP32 mobilevitv2_075, random weights)")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "edgeclass-video-bench")
-    ap.add_argument("--skip", action="append", default=[], choices=["library", "files", "live", "memory"])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement in 2b (medians)")
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["library", "files", "keyframes", "live", "memory"])
     args = ap.parse_args()
     if not shutil.which("ffmpeg"):
         sys.exit("needs ffmpeg: scripts/install-test-system-deps.sh")
@@ -295,6 +371,8 @@ def main() -> None:
         print(f"model {classifier.metadata.model_name}, precision {classifier.precision}")
         if "files" not in args.skip:
             file_modes(video, classifier, args.minutes)
+        if "keyframes" not in args.skip:
+            keyframe_seek(video, model, classifier, args.minutes, 10.0, args.repeat)
         if "live" not in args.skip:
             live(video, classifier, args.live_seconds, args.cameras)
         if "memory" not in args.skip:
