@@ -97,8 +97,8 @@ def measure(work: Path, variant: str, setting: str, fp32_dir: Path, calib: Path,
     from edgeclass.model import gate
     from edgeclass.model.calibration import list_images, load_set
     from edgeclass.model.evaluate import predict_all
-    from edgeclass.model.modeldir import ModelDir
-    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.modelfiles.folder import ModelDir
+    from edgeclass.modelfiles.metadata import read_metadata
     from edgeclass.model.quantize import QuantizeOptions, quantize_model_dir
 
     knobs = dict(SETTINGS[setting])

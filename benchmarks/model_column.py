@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="a model folder: time its id (FP32 and INT8)")
     args = ap.parse_args()
     if args.model is not None:
-        from edgeclass.model.modeldir import ModelDir
+        from edgeclass.modelfiles.folder import ModelDir
 
         md = ModelDir(args.model)
         for precision in ("fp32", "int8"):

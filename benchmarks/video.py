@@ -359,7 +359,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
 
     from edgeclass.engine import Classifier, EngineOptions
-    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.modelfiles.folder import resolve_model_dir
 
     t = time.perf_counter()
     video = make_video(args.work, args.minutes)

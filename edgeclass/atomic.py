@@ -120,7 +120,7 @@ def replace_group(write: Callable[[dict[Path, Path]], None], targets: list[Path]
     ``write`` receives ``{target: temporary path}`` and writes every temporary file. Then all
     are fsynced and renamed, the first target last (for an IR: the ``.bin`` first, then the
     ``.xml``, whose presence marks a complete model). Readers that must never see a mixed pair
-    hold :func:`edgeclass.model.modeldir.ModelDir.reading` (a shared lock) while they read;
+    hold :func:`edgeclass.modelfiles.folder.ModelDir.reading` (a shared lock) while they read;
     the renames happen under the exclusive lock.
     """
     temps = {t: temp_sibling(t) for t in targets}

@@ -12,9 +12,9 @@ import numpy as np
 import openvino as ov
 
 from edgeclass.errors import ModelError, UsageError
-from edgeclass.model.export import read_ir
-from edgeclass.model.modeldir import ModelDir
-from edgeclass.model.modelinfo import ModelMetadata, read_metadata
+from edgeclass.modelfiles.ir import read_ir
+from edgeclass.modelfiles.folder import ModelDir
+from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata
 from edgeclass.results import Prediction
 
 # What each --precision means for the CPU plugin. "fp32" must be said explicitly: on CPUs with

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from edgeclass.model.modelinfo import ModelMetadata
+from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Result
 
 

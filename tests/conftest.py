@@ -53,7 +53,8 @@ def _trained(variant: str) -> Path:
     from importlib.metadata import version
 
     sources = [REPO / "scripts" / "train_test_model.py", REPO / "edgeclass" / "media" / "preprocess.py",
-               REPO / "edgeclass" / "media" / "resample.py"]
+               REPO / "edgeclass" / "media" / "resample.py",
+               REPO / "edgeclass" / "modelfiles" / "preprocessing.py"]
     key = b"".join(f.read_bytes() for f in sources) + f"{TRAIN_STEPS}/{variant}/{version('torch')}/{version('timm')}".encode()
     digest = hashlib.sha256(key).hexdigest()[:12]
     out = CACHE / f"trained-{variant}-{digest}"

@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import fp32_only_copy, run_cli
 from edgeclass.model.calibration import list_images, load_set
 from edgeclass.model.evaluate import predict_all, top1_accuracy
-from edgeclass.model.modelinfo import read_metadata
+from edgeclass.modelfiles.metadata import read_metadata
 
 
 def test_fp32_ir_accuracy_equals_pytorch(trained_model_dir, trained_dir, image_sets):

@@ -19,8 +19,8 @@ import pytest
 from conftest import read_csv, run_cli, synthetic_photo
 from edgeclass.engine import Classifier, EngineOptions
 from edgeclass.media.decode import DecodeOptions, load_image_tensor
-from edgeclass.model.modeldir import ModelDir
-from edgeclass.model.modelinfo import read_metadata
+from edgeclass.modelfiles.folder import ModelDir
+from edgeclass.modelfiles.metadata import read_metadata
 
 
 # rt_info/model_info as the previous release wrote it (edgeclass/model/modelinfo.py before the change)

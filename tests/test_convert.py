@@ -10,7 +10,7 @@ import torch
 
 from conftest import run_cli
 from edgeclass.errors import EXIT_MODEL, EXIT_USAGE
-from edgeclass.model.modelinfo import read_metadata
+from edgeclass.modelfiles.metadata import read_metadata
 
 
 def _meta(xml):

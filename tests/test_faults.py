@@ -303,7 +303,7 @@ def test_inference_error_is_a_row_not_a_crash(trained_model_dir):
     import numpy as np
 
     from edgeclass.engine import Classifier, EngineOptions
-    from edgeclass.model.modeldir import ModelDir
+    from edgeclass.modelfiles.folder import ModelDir
     from edgeclass.results import WorkItem
     from edgeclass.run.pipeline import Pipeline
 

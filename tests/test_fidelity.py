@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import synthetic_photo
 from edgeclass.media.decode import DecodeOptions, load_image_tensor
 from edgeclass.engine import Classifier, EngineOptions
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 
 SIZES = [(1080, 1920), (1536, 2048), (480, 640), (333, 517), (900, 300), (150, 120)]
 

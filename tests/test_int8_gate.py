@@ -18,7 +18,7 @@ from edgeclass.errors import EXIT_ACCURACY_GATE
 from edgeclass.model import gate
 from edgeclass.model.calibration import list_images, load_set
 from edgeclass.model.evaluate import predict_all
-from edgeclass.model.modelinfo import read_metadata
+from edgeclass.modelfiles.metadata import read_metadata
 
 
 # ----------------------------------------------------------------------------- statistics

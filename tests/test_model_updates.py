@@ -22,7 +22,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, EXIT_USAGE
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.run.output.columns import header, legacy_header
 
 FAULTS = REPO / "tests" / "faultinject"

@@ -20,7 +20,7 @@ import pytest
 
 import train_test_model
 from conftest import CACHE, read_csv, run_cli
-from edgeclass.model.modelinfo import model_api_label
+from edgeclass.modelfiles.metadata import model_api_label
 
 pytestmark = pytest.mark.slow  # builds a virtual environment and converts a model
 
@@ -148,7 +148,7 @@ def _top1(model_dir: Path, python: Path, photos: list[Path]) -> list[tuple[dict,
 def _labels(model_dir: Path) -> tuple[str, ...]:
     import openvino as ov
 
-    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.modelfiles.metadata import read_metadata
 
     return read_metadata(ov.Core().read_model(model_dir / "model_fp32.xml")).labels
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.run.output.columns import column_types, escape_source, header, source_to_path
 
 FORMATS = {"csv": "out.csv", "jsonl": "out.jsonl", "parquet": "out.parquet"}

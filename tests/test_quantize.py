@@ -7,7 +7,7 @@ import openvino as ov
 from conftest import fp32_only_copy, run_cli
 from edgeclass.model.calibration import files_hash, list_images
 from edgeclass.errors import EXIT_CALIBRATION
-from edgeclass.model.modelinfo import read_metadata
+from edgeclass.modelfiles.metadata import read_metadata
 
 
 def _fp32_only(tmp_path, trained_model_dir):

@@ -24,7 +24,7 @@ import pytest
 
 import train_test_model
 from conftest import run_cli
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 
 # token auth off: the test cluster lives on 127.0.0.1 and must not depend on ~/.ray
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}

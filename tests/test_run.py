@@ -12,7 +12,7 @@ from conftest import read_csv, run_cli
 from edgeclass.run.output.columns import header
 from edgeclass.engine import Classifier, EngineOptions, compile_config
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_MODEL, EXIT_OK, UsageError
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 
 
 @pytest.fixture

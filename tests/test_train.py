@@ -47,7 +47,7 @@ def heldout_of(files: dict[str, list[Path]]) -> dict[str, list[Path]]:
 
 
 def read_ir_meta(xml: Path):
-    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.modelfiles.metadata import read_metadata
 
     return read_metadata(ov.Core().read_model(xml))
 

@@ -96,7 +96,7 @@ def run_rows(model: Path, inputs: list[Path], *extra: str) -> tuple[list[dict], 
 
 
 def read_ir_meta(xml: Path):
-    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.modelfiles.metadata import read_metadata
 
     return read_metadata(ov.Core().read_model(xml))
 

@@ -209,7 +209,7 @@ def quantize(
     accuracy_control: AccuracyControl = True,
 ) -> None:
     """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
-    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.model.quantize import quantize_model_dir
 
     console = err_console()
@@ -229,9 +229,9 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
     """Show a model folder: model, labels, input, IR files, calibration provenance, INT8 accuracy."""
     import openvino as ov
 
-    from edgeclass.model.export import read_ir
-    from edgeclass.model.modeldir import resolve_model_dir
-    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.modelfiles.ir import read_ir
+    from edgeclass.modelfiles.folder import resolve_model_dir
+    from edgeclass.modelfiles.metadata import read_metadata
     from edgeclass.report import files_table, metadata_table
 
     console = Console()

@@ -31,7 +31,7 @@ def bench(
     import json
 
     from edgeclass.run.bench import bench as do_bench
-    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.report import bench_table
 
     console = err_console()
@@ -208,7 +208,7 @@ def _classify(console: Console, options, place: _RunPlace, max_runtime: float | 
     from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
     from edgeclass.media.inputs import count_images
     from edgeclass.media.preprocess import limit_library_threads
-    from edgeclass.model.modeldir import resolve_model_dir
+    from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.report import ProgressReporter, is_interactive
     from edgeclass.run.runner import run as do_run
     from edgeclass.run.stopping import graceful_stop

@@ -110,7 +110,7 @@ def promote(
     """Point LINK at NEW atomically (running jobs keep the model they opened; the next run gets
     NEW), remembering the previous target for --rollback. Refused (exit 5) when the last
     `edgeclass compare LINK NEW` refused NEW, unless --force."""
-    from edgeclass.model.promote import promote as do_promote, rollback as do_rollback
+    from edgeclass.modelfiles.promote import promote as do_promote, rollback as do_rollback
 
     console = err_console()
     try:

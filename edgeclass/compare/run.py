@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclass import atomic
-from edgeclass.compare import verdicts
+from edgeclass.modelfiles import verdicts
 from edgeclass.compare.pairs import Failed, Item, Pair, compare_pairs, crops_loader
 from edgeclass.compare.stats import Comparison, ModelSide, summarise
 from edgeclass.errors import OutputError, UsageError
 from edgeclass.media.decode import DecodeOptions
-from edgeclass.model.modeldir import ModelDir, resolve_model_dir
+from edgeclass.modelfiles.folder import ModelDir, resolve_model_dir
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclass.model.calibration import ADD_IMAGES_HINT, list_images
-from edgeclass.model.export import save_ir, torch_to_ov, versions
-from edgeclass.model.modeldir import ModelDir, models_root
-from edgeclass.model.modelinfo import ModelMetadata
+from edgeclass.modelfiles.ir import save_ir, torch_to_ov, versions
+from edgeclass.modelfiles.folder import ModelDir, models_root
+from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.model.quantize import QuantizeOptions, QuantizeReport, quantize_model_dir
 from edgeclass.model.timm_loader import DEFAULT_MODEL, load_model
 

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
-from edgeclass import __version__
-from edgeclass.atomic import replace_group
-from edgeclass.errors import ModelError
-from edgeclass.model.modeldir import ModelDir
-from edgeclass.model.modelinfo import ModelMetadata, write_metadata
 from edgeclass.media.preprocess import PreprocessConfig
 
 INPUT_NAME = "image"
@@ -51,17 +45,6 @@ def embed_processing(model: ov.Model, pp: PreprocessConfig) -> ov.Model:
     return model
 
 
-def versions() -> dict[str, str]:
-    out = {"edgeclass": __version__, "openvino": ov.get_version()}
-    try:
-        import timm
-        import torch
-
-        out["timm"] = timm.__version__
-        out["torch"] = torch.__version__
-    except ImportError:
-        pass
-    return out
 
 
 def quiet_torch_cuda_notice() -> None:
@@ -87,25 +70,4 @@ def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
     return embed_processing(model, pp)
 
 
-def save_ir(model: ov.Model, meta: ModelMetadata, xml: Path) -> None:
-    """Write metadata into ``model`` and save it uncompressed (FP32 weights: NNCF quantizes from
-    these). The ``.xml``/``.bin`` pair is replaced as one (:func:`edgeclass.atomic.replace_group`)
-    under the model folder's write lock, so a reader never sees a mismatched pair."""
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    write_metadata(model, meta)
 
-    def write(temps: dict[Path, Path]) -> None:
-        ov.save_model(model, temps[xml], compress_to_fp16=False)
-
-    with ModelDir(xml.parent).writing():
-        replace_group(write, [xml, xml.with_suffix(".bin")])
-
-
-def read_ir(core: ov.Core, xml: Path) -> ov.Model:
-    """Read an IR pair under the folder's read lock; a damaged pair is a :class:`ModelError`."""
-    try:
-        with ModelDir(xml.parent).reading():
-            return core.read_model(xml)
-    except RuntimeError as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        raise ModelError(f"cannot read {xml}: {lines[-1] if lines else exc} (convert the model again)") from exc

@@ -28,9 +28,10 @@ from edgeclass.errors import AccuracyGateError, CalibrationError, ModelError
 from edgeclass.model import gate
 from edgeclass.model.calibration import ImageSet, files_hash, list_images, load_set, split_folder
 from edgeclass.model.evaluate import predict_views
-from edgeclass.model.export import quiet_torch_cuda_notice, read_ir, save_ir
-from edgeclass.model.modeldir import ModelDir
-from edgeclass.model.modelinfo import ModelMetadata, read_metadata
+from edgeclass.model.export import quiet_torch_cuda_notice
+from edgeclass.modelfiles.ir import read_ir, save_ir
+from edgeclass.modelfiles.folder import ModelDir
+from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata
 
 RECOMMENDED_IMAGES = 300
 FLAT_CONTRAST = 8.0  # median per-image pixel std below this: dark/blank calibration frames

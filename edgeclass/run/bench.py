@@ -12,7 +12,7 @@ import openvino as ov
 
 from edgeclass.engine import Classifier, EngineOptions, cpu_capabilities
 from edgeclass.errors import UsageError
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 

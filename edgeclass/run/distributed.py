@@ -31,8 +31,8 @@ from itertools import islice
 from edgeclass.engine import EngineOptions
 from edgeclass.errors import EXIT_INPUT_FAILURES, EdgeclassError, ModelError, UsageError
 from edgeclass.media.inputs import classify_path
-from edgeclass.model.modeldir import ModelDir
-from edgeclass.model.modelinfo import ModelMetadata
+from edgeclass.modelfiles.folder import ModelDir
+from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Prediction, Result, Status, WorkItem
 from edgeclass.run.pipeline import Done
 from edgeclass.run.resume import SourceKey, file_key
@@ -154,7 +154,7 @@ class RayRun:
     def _ship(self, ray) -> ClusterModel:
         import openvino as ov
 
-        from edgeclass.model.modelinfo import read_metadata
+        from edgeclass.modelfiles.metadata import read_metadata
         from edgeclass.run.ray_actor import sha256_hex
 
         precision = self.engine.precision or self.model_dir.default_precision()

@@ -15,12 +15,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 
 from edgeclass.media.decode import ImageReadError
 from edgeclass.engine import Classifier, RequestPool

@@ -90,7 +90,7 @@ class RayClassifier:
         import ray
 
         from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
-        from edgeclass.model.modeldir import ModelDir
+        from edgeclass.modelfiles.folder import ModelDir
 
         if config.version != __version__:
             raise ModelError(f"edgeclass {__version__} on this worker, {config.version} on the driver: install the same version")

@@ -21,8 +21,8 @@ import openvino as ov
 from edgeclass import atomic
 from edgeclass.errors import UsageError
 from edgeclass.model.calibration import files_hash
-from edgeclass.model.modeldir import ModelDir, models_root
-from edgeclass.model.modelinfo import ModelMetadata
+from edgeclass.modelfiles.folder import ModelDir, models_root
+from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.model.train import head as heads
 from edgeclass.model.train.dataset import Dataset, SplitFolders, scan
 from edgeclass.model.train.evaluate_report import REPORT_HTML, evaluate, write_report
@@ -173,9 +173,9 @@ def _finetune(options: TrainOptions, ds: Dataset, timer: _Timer, progress) -> Tr
 def _backbone_from_folder(folder: Path, progress):
     """The FP32 IR of an edgeclass model folder (``convert`` or ``train``), its head to be cut:
     (IR, preprocessing, model name, origin, parameter count). Torch-free."""
-    from edgeclass.model.export import read_ir
-    from edgeclass.model.modeldir import resolve_model_dir
-    from edgeclass.model.modelinfo import read_metadata
+    from edgeclass.modelfiles.ir import read_ir
+    from edgeclass.modelfiles.folder import resolve_model_dir
+    from edgeclass.modelfiles.metadata import read_metadata
 
     md = resolve_model_dir(folder)
     progress("load", f"reading the backbone IR {md.fp32_xml}")
@@ -196,7 +196,7 @@ def _counter(progress, split: str):
 
 
 def _metadata(options: TrainOptions, trained: Trained) -> ModelMetadata:
-    from edgeclass.model.export import versions
+    from edgeclass.modelfiles.ir import versions
 
     ds = trained.dataset
     provenance = {
@@ -222,7 +222,7 @@ def _metadata(options: TrainOptions, trained: Trained) -> ModelMetadata:
 
 
 def _save(out: ModelDir, model: ov.Model, meta: ModelMetadata) -> None:
-    from edgeclass.model.export import save_ir
+    from edgeclass.modelfiles.ir import save_ir
     from edgeclass.model.train.evaluate_report import REPORT_JSON
 
     save_ir(model, meta, out.fp32_xml)
@@ -264,8 +264,8 @@ def _report(options: TrainOptions, trained: Trained, precision: str, heldout: di
     ds = trained.dataset
     int8 = None
     if report.quantize is not None:
-        from edgeclass.model.export import read_ir
-        from edgeclass.model.modelinfo import read_metadata
+        from edgeclass.modelfiles.ir import read_ir
+        from edgeclass.modelfiles.metadata import read_metadata
 
         int8_meta = read_metadata(read_ir(ov.Core(), report.quantize.xml))
         int8 = {"kept": report.gate_error is None, "xml": report.quantize.xml.name, "gate": int8_meta.accuracy,

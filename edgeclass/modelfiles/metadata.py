@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgeclass.errors import ModelError
-from edgeclass.media.preprocess import PreprocessConfig
+from edgeclass.modelfiles.preprocessing import PreprocessConfig
 
 SCHEMA_VERSION = 1
 _META_PATH = ["edgeclass", "metadata"]

@@ -3,13 +3,13 @@
 The cron pattern: jobs run ``edgeclass run --model models/current``; ``promote NEW --link
 models/current`` points the link at NEW atomically (a temporary symlink renamed over the old
 one: a reader sees the old target or the new one, never no link). A running job keeps the model
-it opened (``run`` follows the link once, at start: :func:`edgeclass.model.modeldir.resolve_model_dir`);
+it opened (``run`` follows the link once, at start: :func:`edgeclass.modelfiles.folder.resolve_model_dir`);
 the next job gets the new one.
 
 Each promotion pushes the link's previous target onto a small history beside the link
 (``<link>.promotions.json``, written atomically; this module is its one reader and writer);
 ``promote --rollback`` points the link back at the last one. ``promote`` refuses when the last
-``edgeclass compare`` of the current model against NEW refused NEW (:mod:`edgeclass.compare.verdicts`),
+``edgeclass compare`` of the current model against NEW refused NEW (:mod:`edgeclass.modelfiles.verdicts`),
 unless forced. Concurrent promotions of links in one folder are serialised by a ``flock`` on
 that folder.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgeclass import atomic
 from edgeclass.errors import AccuracyGateError, ModelNotFoundError, OutputError, UsageError
-from edgeclass.model.modeldir import FP32_XML, INT8_XML, ModelDir
+from edgeclass.modelfiles.folder import FP32_XML, INT8_XML, ModelDir
 
 HISTORY_SUFFIX = ".promotions.json"
 HISTORY_KEPT = 20
@@ -142,7 +142,7 @@ def _current(link: Path) -> tuple[str, Path] | None:
 
 def _check_verdict(current: Path, new: Path, force: bool) -> dict | None:
     """The last compare of the current model against NEW; refused -> AccuracyGateError unless forced."""
-    from edgeclass.compare.verdicts import last_verdict
+    from edgeclass.modelfiles.verdicts import last_verdict
 
     verdict = last_verdict(new, model_ids(current), model_ids(new))
     if verdict and verdict.get("verdict") == "refused" and not force:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from edgeclass import atomic
-from edgeclass.model.modeldir import ModelDir
+from edgeclass.modelfiles.folder import ModelDir
 
 RECORD = "comparisons.json"
 SCHEMA = 1

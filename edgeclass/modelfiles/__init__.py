@@ -1,0 +1,7 @@
+"""Model files: what a model folder holds and how it is read, written and swapped.
+
+``folder`` (the folder layout, locks, model ids), ``metadata`` (rt_info: labels, preprocessing,
+provenance, Model API keys), ``ir`` (reading and writing IR pairs), ``verdicts`` (what `compare`
+decided, read by `promote`), ``promote`` (the live link, swap and rollback). Below the engine
+and model building; imports nothing of theirs.
+"""
