@@ -78,6 +78,24 @@ class EngineUsage:
         return self.inference_wait_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
+def compile_for_cpu(core: ov.Core, model: ov.Model, precision: str, options: EngineOptions = EngineOptions(),
+                    batch1: bool = True, what: str = "the model") -> ov.CompiledModel:
+    """The one way edgeclass compiles for the CPU: ``precision`` said explicitly (fp32 is really
+    f32), ``options``' hint, threads and cache, and (``batch1``) a static batch of 1, since
+    edgeclass infers one image per request and the CPU plugin's static-shape kernels are faster
+    (the IR keeps a dynamic batch for other users). ``model`` is reshaped in place."""
+    if batch1:
+        shape = model.inputs[0].get_partial_shape()
+        model.reshape([1, shape[1].get_length(), shape[2].get_length(), shape[3].get_length()])
+    config = compile_config(core, options, precision)
+    if options.cache_dir is not None:
+        options.cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return core.compile_model(model, options.device, config)
+    except RuntimeError as exc:
+        raise ModelError(f"cannot compile {what}: {str(exc).splitlines()[0]}") from exc
+
+
 class Classifier:
     """A compiled edgeclass IR plus its metadata."""
 
@@ -89,17 +107,8 @@ class Classifier:
         self.model_id = model_dir.model_id(self.precision)  # the `model` column of every row
         model = read_ir(self.core, self.xml)
         self.metadata: ModelMetadata = read_metadata(model)
-        # edgeclass infers one image per request: a static batch of 1 lets the CPU plugin use
-        # its static-shape kernels (the IR keeps a dynamic batch for other users).
-        h, w = self.metadata.preprocess.input_size
-        model.reshape([1, h, w, 3])
         self.config = compile_config(self.core, options, self.precision)
-        if options.cache_dir is not None:
-            options.cache_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.compiled = self.core.compile_model(model, options.device, self.config)
-        except RuntimeError as exc:
-            raise ModelError(f"cannot compile {self.xml}: {str(exc).splitlines()[0]}") from exc
+        self.compiled = compile_for_cpu(self.core, model, self.precision, options, what=str(self.xml))
         self.num_requests = options.num_requests
         self.usage = EngineUsage()  # filled by the pipeline (edgeclass.run.pipeline)
 

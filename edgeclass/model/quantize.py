@@ -24,6 +24,7 @@ from nncf.quantization.advanced_parameters import (
     AdvancedSmoothQuantParameters,
 )
 
+from edgeclass.engine import EngineOptions, compile_for_cpu
 from edgeclass.errors import AccuracyGateError, CalibrationError, ModelError
 from edgeclass.model import gate
 from edgeclass.model.calibration import ImageSet, files_hash, list_images, load_set, split_folder
@@ -234,16 +235,19 @@ def _accuracy_control(fp32: ov.Model, calib: ImageSet, check: CheckSet, args: di
     )
 
 
+_CHECK = EngineOptions(performance_hint="LATENCY")  # the plugin's default, as before
+
+
 class _Checker:
     """Compiles and checks candidate INT8 models against FP32's predictions (computed once)."""
 
     def __init__(self, core: ov.Core, fp32: ov.Model, check: CheckSet, options: QuantizeOptions):
         self.core, self.check, self.options = core, check, options
-        compiled = core.compile_model(fp32, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = compile_for_cpu(core, fp32, "fp32", _CHECK, batch1=False)
         self.fp32_probs = predict_views(compiled, check.images.tensors, check.mirror)
 
     def __call__(self, int8: ov.Model) -> gate.GateResult:
-        compiled = self.core.compile_model(int8, "CPU")  # as `run` compiles INT8
+        compiled = compile_for_cpu(self.core, int8, "int8", _CHECK, batch1=False)  # as `run` compiles INT8
         probs = predict_views(compiled, self.check.images.tensors, self.check.mirror)
         return gate.check(self.fp32_probs, probs, self.check.source, self.options.max_drop,
                           self.options.max_expected_drop, self.check.targets)

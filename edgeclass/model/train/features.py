@@ -30,11 +30,11 @@ class Outputs:
 
 def compile_f32(model: ov.Model | str, core: ov.Core | None = None) -> ov.CompiledModel:
     """Compile for the CPU in real f32 with a batch of 1 per request (as ``run`` infers)."""
+    from edgeclass.engine import compile_for_cpu
+
     core = core or ov.Core()
     model = core.read_model(model) if isinstance(model, str) else model.clone()
-    shape = model.inputs[0].get_partial_shape()
-    model.reshape([1, shape[1].get_length(), shape[2].get_length(), 3])
-    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"})
+    return compile_for_cpu(core, model, "fp32")
 
 
 def _load(path: str, pp: PreprocessConfig) -> np.ndarray | tuple[str, str]:
