@@ -213,6 +213,32 @@ def test_hostile_corpus_statuses(corpus, trained_model_dir, tmp_path):
         assert (row["status"], message in row["error"]) == (status, True), row
         if status == "ok":
             assert row["top1_label"] in ("circle", "square", "triangle", "stripes")
+    # no OpenCV, libpng, libjpeg, libtiff or Pillow lines: only edgeclass's own
+    assert foreign_stderr_lines(r.stderr, rows) == []
+
+
+def foreign_stderr_lines(stderr: str, rows: list[dict]) -> list[str]:
+    """Lines of a run's stderr that edgeclass did not print (its start and end lines, progress,
+    and one line per failed row)."""
+    own = {f"{row['status']}: {row['source']}: {row['error']}" for row in rows if row["status"] != "ok"}
+    return [line for line in stderr.splitlines()
+            if line and line not in own and not line.startswith(("model ", "done: ", "progress: "))]
+
+
+def test_verbose_shows_the_libraries_lines(corpus, trained_model_dir):
+    """Files on which libpng, libjpeg and Pillow's libtiff print their own warnings: the same rows
+    with and without --verbose, their lines only with it."""
+    d, expected = corpus
+    files = [str(d / name) for name in ("bad_iccp.png", "garbled_scan.jpg", "garbled_lzma.tif", "unknown_tag.tif")]
+    quiet = run_cli("run", *files, "--model", str(trained_model_dir), "-k", "1")
+    verbose = run_cli("run", *files, "--model", str(trained_model_dir), "-k", "1", "--verbose")
+    rows = read_csv(quiet.stdout)
+    assert [(row["status"], row["error"]) for row in rows] == [(r["status"], r["error"]) for r in read_csv(verbose.stdout)]
+    assert [row["status"] for row in rows] == [expected[os.path.basename(f)][0] for f in files]
+    assert foreign_stderr_lines(quiet.stderr, rows) == []
+    shown = "\n".join(foreign_stderr_lines(verbose.stderr, rows))
+    for line in ("libpng warning: iCCP", "Corrupt JPEG data", "LZMADecode", "Unknown field with tag 65000"):
+        assert line in shown, verbose.stderr
 
 
 def test_motion_photo_is_the_jpeg_before_the_trailer(corpus):

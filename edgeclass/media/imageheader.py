@@ -84,13 +84,14 @@ def _bmp_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from a BMP's DIB header. OS/2 1.x (BITMAPCOREHEADER, 12 bytes) stores them
     as unsigned 16-bit values; every later header (Windows 40, 52, 56, 108, 124 bytes; OS/2 2.x
     16 to 64 bytes) as signed 32-bit values, a negative height meaning rows stored top-down.
-    A negative width is returned as is (the file is invalid: decode calls it corrupt)."""
+    A negative width is returned as is (the file is invalid: decode calls it corrupt); another
+    header size (text that starts with "BM") gives no size."""
     if len(data) < 18:
         return None
     (dib_size,) = struct.unpack("<I", data[14:18])
     if dib_size == 12 and len(data) >= 22:
         return struct.unpack("<HH", data[18:22])
-    if dib_size >= 16 and len(data) >= 26:
+    if (16 <= dib_size <= 64 or dib_size in (108, 124)) and len(data) >= 26:
         width, height = struct.unpack("<ii", data[18:26])
         return width, abs(height)
     return None

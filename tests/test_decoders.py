@@ -1,0 +1,326 @@
+"""Still-image decoding beyond OpenCV: a JPEG's end found structurally, header sizes checked
+against Pillow, Pillow as the second decoder (and OpenCV at the file's own depth for float RGB
+TIFF), and those files classified like any other."""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, read_csv, run_cli, synthetic_photo
+from edgeclass.media.decode import DecodeOptions, ImageReadError, decode_image, load_image_tensor
+from edgeclass.media.imageheader import TRUNCATED, image_end, read_header
+from edgeclass.media.pillow_decode import to_uint8
+from edgeclass.media.preprocess import PreprocessConfig
+from edgeclass.results import Status
+from make_hostile_corpus import _jpeg, bmp, grey_of, make_corpus, pillow_bytes, tiff, variant_files
+from train_test_model import CLASSES, make_image
+
+PP = PreprocessConfig(input_size=(64, 64), crop_pct=0.875)
+
+
+def _segments(jpeg: bytes) -> list[tuple[int, int]]:
+    """(marker, offset) of every marker segment before the first scan, and the first SOS."""
+    out, i = [], 2
+    while True:
+        marker = jpeg[i + 1]
+        out.append((marker, i))
+        if marker == 0xDA:
+            return out
+        i += 2 + struct.unpack(">H", jpeg[i + 2 : i + 4])[0]
+
+
+def _jpeg(img: np.ndarray, *params: int) -> bytes:
+    return cv2.imencode(".jpg", img, list(params))[1].tobytes()
+
+
+# ----------------------------------------------------------------------------- a JPEG's end
+@pytest.mark.parametrize("params", [(), (cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+                                    (cv2.IMWRITE_JPEG_RST_INTERVAL, 2),
+                                    (cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_RST_INTERVAL, 1)])
+def test_every_cut_after_the_first_scan_is_truncated(params):
+    """Baseline, progressive (several scans with tables between them), restart markers: cut
+    anywhere before the end marker, the file is truncated; whole, it ends at its last byte."""
+    img = synthetic_photo(40, 56, seed=5)[:, :, ::-1]
+    jpeg = _jpeg(img, *params)
+    header = read_header(jpeg)
+    assert image_end(header, jpeg) == len(jpeg)
+    if params and params[0] == cv2.IMWRITE_JPEG_RST_INTERVAL:
+        assert any(bytes([0xFF, m]) in jpeg for m in range(0xD0, 0xD8))  # restart markers are there
+    assert _segments(jpeg)[-1][0] == 0xDA  # the cuts cover the segments before the first scan and every scan
+    assert [image_end(header, jpeg[:cut]) for cut in range(2, len(jpeg))] == [TRUNCATED] * (len(jpeg) - 2)
+
+
+def test_end_after_fill_bytes_and_with_a_thumbnail():
+    """Fill bytes (0xFF runs) before the end marker; an EXIF thumbnail (a whole JPEG with its own
+    end marker, before the first scan) does not make a truncated main image whole."""
+    img = synthetic_photo(48, 64, seed=6)[:, :, ::-1]
+    jpeg = _jpeg(img, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
+    filled = jpeg[:-2] + b"\xff" * 7 + b"\xff\xd9"
+    assert image_end(read_header(filled), filled) == len(filled)
+    assert np.array_equal(decode_image(filled, PP, DecodeOptions()), decode_image(jpeg, PP, DecodeOptions()))
+    thumb = _jpeg(img[::4, ::4])
+    app1 = b"Exif\0\0" + thumb
+    with_thumb = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+    assert image_end(read_header(with_thumb), with_thumb) == len(with_thumb)
+    half = with_thumb[: len(with_thumb) - 600]
+    assert image_end(read_header(half), half) == TRUNCATED
+
+
+def test_trailers_never_cut_the_image():
+    """Data after the end marker (an MP4 holding 0xFF 0xD9, a camera trailer, another JPEG)
+    leaves the image whole and the status ok; an end marker inside a comment between
+    progressive scans (legal) never ends the image early."""
+    img = synthetic_photo(48, 64, seed=7)[:, :, ::-1]
+    jpeg = _jpeg(img, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
+    bare = decode_image(jpeg, PP, DecodeOptions())
+    for trailer in (b"\0\0\0\x18ftypmp42" + b"\xff\xd9" * 3 + bytes(5000), b"\xff\xd8TRAILER\xff\xd9", _jpeg(img[:8, :8])):
+        data = jpeg + trailer
+        assert len(jpeg) <= image_end(read_header(data), data) <= len(data)
+        assert np.array_equal(decode_image(data, PP, DecodeOptions()), bare)
+    second_scan = jpeg.index(b"\xff\xda", jpeg.index(b"\xff\xda") + 2)
+    comment = b"\xff\xfe" + struct.pack(">H", 6) + b"\xff\xd9\xff\xd9"
+    data = jpeg[:second_scan] + comment + jpeg[second_scan:]
+    assert image_end(read_header(data), data) == len(data)
+
+
+# ----------------------------------------------------------------------------- header sizes
+def _pillow_size(data: bytes) -> tuple[int, int] | None:
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # bombs: only their declared size is read
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data)).size
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def _header_variants() -> dict[str, bytes]:
+    """BMP headers of every version and odd sizes, TIFF byte orders and size tag types, PNG and
+    GIF with extra chunks and blocks."""
+    out = {}
+    for h, w in ((1, 1), (3, 5), (37, 301), (200, 3)):
+        rgb = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for size in (12, 40, 52, 56, 64, 108, 124):
+            out[f"bmp{size}_{w}x{h}.bmp"] = bmp(rgb, size)
+            if size != 12:
+                out[f"bmp{size}_{w}x{h}_top_down.bmp"] = bmp(rgb, size, top_down=True)
+        grey = rgb[:, :, 0]
+        for order in "<>":
+            for big in (False, True):
+                out[f"tiff{order}{big}_{w}x{h}.tif"] = tiff(w, h, grey.tobytes(), (8,), 1, order=order, bigtiff=big)
+            short_size = tiff(w, h, grey.tobytes(), (8,), 1, order=order, extra=((256, 3, [w]), (257, 3, [h])))
+            out[f"tiff{order}short_{w}x{h}.tif"] = short_size
+        png = cv2.imencode(".png", rgb)[1].tobytes()
+        text = b"tEXt" + b"Comment\0" + bytes(300)
+        chunk = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) & 0xFFFFFFFF)
+        out[f"png_text_{w}x{h}.png"] = png[:33] + chunk + png[33:]
+        out[f"gif_{w}x{h}.gif"] = pillow_bytes(rgb, "GIF", comment=b"x" * 300)
+    return out
+
+
+def _opencv_size(data: bytes) -> tuple[int, int] | None:
+    if not data:
+        return None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # stored size (orientation ignored)
+    return None if image is None else (image.shape[1], image.shape[0])
+
+
+def test_header_sizes_match_pillow(tmp_path):
+    """read_header's width x height equals Pillow's Image.open().size on every file of the hostile
+    corpus, the variants and the header layouts above; where Pillow cannot open a file, OpenCV's
+    decoded size (files neither reads are listed)."""
+    corpus = {name: (tmp_path / name).read_bytes() for name in make_corpus(tmp_path)}
+    files = {**corpus, **_header_variants()}
+    by_pillow, by_opencv, neither = [], [], set()
+    for name, data in files.items():
+        header = read_header(data)
+        size = _pillow_size(data)
+        checked = by_pillow
+        if size is None:
+            size, checked = _opencv_size(data), by_opencv
+        if size is None:
+            neither.add(name)
+        elif header.format != "unknown":
+            assert (header.width, header.height) == size, name
+            checked.append(name)
+    assert neither == {"zero.jpg", "text.jpg", "photo.heic", "heic_named.jpg", "bomb.webp", "cut_strip.tif",
+                       "rgb_half_float.tif", "os2v2_16.bmp"}
+    for name in ("rgb_half_float.tif", "os2v2_16.bmp"):
+        assert (read_header(files[name]).width, read_header(files[name]).height) == (160, 120), name
+    # Pillow has no mode for float RGB and misreads big-endian BigTIFF sizes
+    assert set(by_opencv) == {"rgb_float.tif", "rgb_float_mm.tif", "rgb_bigtiff_mm.tif", "tiff>True_1x1.tif",
+                              "tiff>True_5x3.tif", "tiff>True_301x37.tif", "tiff>True_3x200.tif"}
+    assert {"os2.bmp", "os2_palette.bmp", "v64_top_down.bmp", "rgb16_mm.tif", "rgb_bigtiff.tif", "bmp12_301x37.bmp",
+            "tiff>short_3x200.tif", "tiff<True_5x3.tif", "bmp124_1x1_top_down.bmp", "png_text_5x3.png"} <= set(by_pillow)
+    assert len(by_pillow) >= 130
+
+
+# ----------------------------------------------------------------------------- Pillow's decode
+@pytest.fixture(scope="module")
+def variants() -> tuple[np.ndarray, dict]:
+    rgb = make_image(0, np.random.default_rng(11), (90, 120), variant="colours")
+    return rgb, variant_files(rgb)
+
+
+def jpeg_of(rgb: np.ndarray) -> bytes:
+    return _jpeg(np.ascontiguousarray(rgb[:, :, ::-1]))  # what old_jpeg_tiff embeds
+
+
+# Decoded by Pillow, or by OpenCV at the file's own depth (float RGB): OpenCV's ordinary read fails.
+FALLBACK = ("grey12.tif", "grey4.tif", "grey2_white_is_zero.tif", "grey_float.tif", "grey_int32.tif",
+            "rgb_lzma.tif", "rgb16_lzma.tif", "rgb_old_jpeg.tif", "rgb_float.tif", "rgb_float_mm.tif")
+
+
+def test_fallback_files_are_decoded_to_the_right_pixels(variants):
+    rgb, files = variants
+    grey = grey_of(rgb).astype(int)
+    expected = {
+        "grey12.tif": grey, "grey4.tif": grey >> 4 << 4 | grey >> 4,  # 4 bits scaled by 255/15
+        "grey2_white_is_zero.tif": (grey >> 6) * 85, "grey_float.tif": grey,
+        "grey_int32.tif": np.rint((grey - grey.min()) * 255.0 / (grey.max() - grey.min())),
+    }
+    for name in FALLBACK:
+        data = files[name][0]
+        assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None, name
+        out = decode_image(data, PP, DecodeOptions()).astype(int)
+        assert out.shape == rgb.shape, name
+        if name.startswith("grey"):
+            assert (out == out[:, :, :1]).all(), name
+            assert np.abs(out[:, :, 0] - expected[name]).max() == 0, name
+        elif "jpeg" in name:  # the JPEG stream inside, as OpenCV decodes it (chroma upsampling differs a little)
+            stream = cv2.imdecode(np.frombuffer(jpeg_of(rgb), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+            assert np.abs(out - stream).mean() < 3, name
+        else:
+            assert np.array_equal(out, rgb), name
+
+
+def test_first_frames_bitmaps_and_tga(variants):
+    rgb, files = variants
+    for name, tolerance in (("animated.png", 0), ("animated.gif", 3), ("os2.bmp", 0), ("os2_palette.bmp", 3),
+                            ("rle8.bmp", 3), ("v124_top_down.bmp", 0), ("rgb_bigtiff_mm.tif", 0)):
+        out = decode_image(files[name][0], PP, DecodeOptions()).astype(int)
+        assert np.abs(out - rgb).mean() <= tolerance, name
+    tga = pillow_bytes(rgb, "TGA")
+    assert read_header(tga).format == "unknown"
+    assert np.array_equal(decode_image(tga, PP, DecodeOptions()), rgb)
+
+
+def test_neither_decoder_reads_it(variants):
+    _, files = variants
+    for name in ("rgb_half_float.tif", "os2v2_16.bmp"):
+        with pytest.raises(ImageReadError) as e:
+            decode_image(files[name][0], PP, DecodeOptions())
+        assert e.value.status is Status.UNSUPPORTED and files[name][2] in e.value.message, name
+    half = files["rgb_half_float.tif"][0]
+    lzma_float = half.replace(struct.pack("<HHIHH", 259, 3, 1, 1, 0), struct.pack("<HHIHH", 259, 3, 1, 34925, 0))
+    with pytest.raises(ImageReadError) as e:
+        decode_image(lzma_float, PP, DecodeOptions())
+    assert "LZMA" in e.value.message
+
+
+def test_exif_orientation_is_applied_by_both_decoders():
+    """The same TIFF with Orientation 6 (rotate 90°) uncompressed (OpenCV) and LZMA (Pillow)."""
+    import lzma
+
+    rgb = synthetic_photo(30, 50, seed=8)
+    plain = tiff(50, 30, rgb.tobytes(), (8, 8, 8), 2, extra=((274, 3, [6]),))
+    packed = tiff(50, 30, lzma.compress(rgb.tobytes()), (8, 8, 8), 2, compression=34925, extra=((274, 3, [6]),))
+    by_opencv = decode_image(plain, PP, DecodeOptions())
+    assert by_opencv.shape == (50, 30, 3)
+    assert np.array_equal(decode_image(packed, PP, DecodeOptions()), by_opencv)
+    assert np.array_equal(by_opencv, np.rot90(rgb, -1))
+
+
+def test_pillow_pixel_limit_follows_max_pixels():
+    """A TGA (no header edgeclass or OpenCV reads): Pillow's declared size against --max-pixels."""
+    tga = pillow_bytes(np.zeros((300, 400, 3), np.uint8), "TGA")
+    with pytest.raises(ImageReadError) as e:
+        decode_image(tga, PP, DecodeOptions(max_pixels=100_000))
+    assert e.value.status is Status.TOO_LARGE and "100000" in e.value.message
+    with pytest.raises(ImageReadError) as e:  # beyond twice the limit: Pillow's own check refuses it unread
+        decode_image(tga, PP, DecodeOptions(max_pixels=50_000))
+    assert e.value.status is Status.TOO_LARGE and "--max-pixels" in e.value.message
+    assert decode_image(tga, PP, DecodeOptions(max_pixels=120_000)).shape == (300, 400, 3)
+
+
+def test_depth_scaling_rules():
+    assert to_uint8(np.array([0, 255, 256, 65535], np.uint16)).tolist() == [0, 0, 1, 255]  # OpenCV's v >> 8
+    assert to_uint8(np.array([0, 4095, 2048], np.uint16), bits=12).tolist() == [0, 255, 128]
+    assert to_uint8(np.array([0.0, 0.5, 1.0, np.nan], np.float32)).tolist() == [0, 128, 255, 0]
+    assert to_uint8(np.array([-2.0, 0.0, 6.0], np.float32)).tolist() == [0, 64, 255]  # no white point: stretched
+    assert to_uint8(np.array([-5, 5], np.int32)).tolist() == [0, 255]
+
+
+def test_pillow_is_not_imported_when_opencv_decodes(tmp_path):
+    """The fallback costs nothing on OpenCV's path: neither it nor Pillow's decoders are imported
+    for JPEG, PNG, WebP."""
+    paths = []
+    for ext in (".jpg", ".png", ".webp"):
+        path = tmp_path / f"a{ext}"
+        cv2.imwrite(str(path), synthetic_photo(40, 50, seed=9))
+        paths.append(str(path))
+    code = (
+        "import sys\n"
+        "from edgeclass.media.decode import DecodeOptions, load_image_tensor\n"
+        "from edgeclass.media.preprocess import PreprocessConfig\n"
+        f"for p in {paths!r}: load_image_tensor(p, PreprocessConfig(input_size=(64, 64)), DecodeOptions())\n"
+        "loaded = [m for m in ('edgeclass.media.pillow_decode', 'PIL.TiffImagePlugin', 'PIL.JpegImagePlugin') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.stdout.strip() == "ok", r.stderr
+
+
+# ----------------------------------------------------------------------------- classified
+@pytest.fixture(scope="module")
+def colours_model(accurate_dir, tmp_path_factory):
+    """The accurate test model ("colours"), FP32."""
+    from edgeclass.model.convert import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("decoders-model") / "colours"
+    convert(ConvertOptions(model="mobilevitv2_050", weights=accurate_dir / "checkpoint.safetensors",
+                           labels=accurate_dir / "labels.txt", output=out, input_size=64, crop_pct=0.875, int8=False))
+    return out
+
+
+CLASSIFIED = ("rgb_lzma.tif", "rgb16_lzma.tif", "rgb_old_jpeg.tif", "rgb_float.tif", "animated.png", "animated.gif",
+              "os2.bmp", "os2_palette.bmp", "rle8.bmp", "v124_top_down.bmp")
+
+
+def test_fallback_files_are_classified(colours_model, tmp_path):
+    """16-bit, float, LZMA and old-style JPEG TIFF, APNG, GIF, OS/2 and RLE bitmaps, a TGA: each
+    class's picture gets its class, as its plain PNG does."""
+    expected = {}
+    for label, name in enumerate(CLASSES):
+        rgb = make_image(label, np.random.default_rng(40 + label), (96, 128), variant="colours")
+        files = variant_files(rgb)
+        folder = tmp_path / name
+        folder.mkdir()
+        cv2.imwrite(str(folder / "control.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        (folder / "pillow_only.tga").write_bytes(pillow_bytes(rgb, "TGA"))
+        for variant in CLASSIFIED:
+            (folder / variant).write_bytes(files[variant][0])
+        for path in folder.iterdir():
+            expected[str(path)] = name
+    out = tmp_path / "out.csv"
+    r = run_cli("run", *sorted(expected), "--model", str(colours_model), "-o", str(out), "-k", "1")
+    assert r.returncode == 0, r.stderr
+    rows = read_csv(out)
+    assert len(rows) == len(expected) == 4 * (len(CLASSIFIED) + 2)
+    wrong = [(row["source"], row["status"], row["top1_label"]) for row in rows
+             if (row["status"], row["top1_label"]) != ("ok", expected[row["source"]])]
+    assert wrong == []
