@@ -421,8 +421,9 @@ def test_frozen_stream_is_a_status(tmp_path, trained_model_dir):
     """A camera repeating one picture gets one `frozen` row and is not classified meanwhile; a
     moving camera in the same run gets none."""
     health_json = tmp_path / "run.json"
-    with mjpeg_server(fps=10, frame_at=lambda i: mjpeg_frame(min(i, 3))) as frozen, \
-            mjpeg_server(fps=10) as moving:
+    # 25 fps: FFmpeg times MJPEG (no timestamps of its own) at 25 fps, so media time keeps up with --duration
+    with mjpeg_server(fps=25, frame_at=lambda i: mjpeg_frame(min(i, 3))) as frozen, \
+            mjpeg_server(fps=25) as moving:
         r = run_cli("run", frozen, moving, "--model", str(trained_model_dir), "--every", "0.1", "--frozen-after", "1",
                     "--duration", "3", "--summary-json", str(health_json), timeout=120)
     assert r.returncode == 1, r.stderr
