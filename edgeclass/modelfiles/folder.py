@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeclass import flock
 from edgeclass.errors import ModelNotFoundError, UsageError
 from edgeclass.hashing import sha256_files
 
@@ -51,25 +51,22 @@ class ModelDir:
         return not self.has_int8 and self.int8_rejected_xml.is_file()
 
     @contextlib.contextmanager
-    def _locked(self, mode: int) -> Iterator[None]:
+    def _locked(self, shared: bool) -> Iterator[None]:
         try:
-            fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = flock.open_lock(self.path / LOCK_FILE)
         except OSError:  # read-only model folder: nobody can be writing it through edgeclass
             yield
             return
-        try:
-            fcntl.flock(fd, mode)
+        with flock.holding(fd, shared):
             yield
-        finally:
-            os.close(fd)
 
     def reading(self):
         """Shared lock while an IR pair is read (never sees a half-replaced pair)."""
-        return self._locked(fcntl.LOCK_SH)
+        return self._locked(shared=True)
 
     def writing(self):
         """Exclusive lock while an IR pair is replaced."""
-        return self._locked(fcntl.LOCK_EX)
+        return self._locked(shared=False)
 
     def remove_ir(self, xml: Path) -> None:
         """Delete an IR pair (``.xml`` first: without it the pair is not a model)."""

@@ -17,7 +17,6 @@ that folder.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeclass import atomic
+from edgeclass import atomic, flock
 from edgeclass.errors import AccuracyGateError, ModelNotFoundError, OutputError, UsageError
 from edgeclass.modelfiles.folder import FP32_XML, INT8_XML, ModelDir
 
@@ -83,14 +82,11 @@ def _model_folder(new: Path) -> Path:
 def _folder_lock(folder: Path) -> Iterator[None]:
     """Exclusive ``flock`` on the link's folder: one promotion at a time per folder."""
     try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fd = flock.open_lock(folder, directory=True)
     except OSError as exc:
         raise OutputError(f"cannot open {folder}: {exc.strerror or exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with flock.holding(fd):
         yield
-    finally:
-        os.close(fd)
 
 
 def _read_history(link: Path) -> list[dict]:

@@ -7,10 +7,10 @@ the file is only there to make the "already running" message useful.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 
+from edgeclass import flock
 from edgeclass.errors import LockHeldError
 
 
@@ -21,10 +21,8 @@ class OutputLock:
         self.took_over_from: str | None = None
 
     def acquire(self) -> OutputLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = flock.open_lock(self.path)
+        if not flock.try_exclusive(fd):
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise LockHeldError(
