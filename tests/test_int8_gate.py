@@ -187,7 +187,7 @@ def test_random_weights_with_24_photos_kept_with_a_thin_evidence_warning(tmp_pat
 
 def test_info_line_reads_records_of_the_previous_release_and_this_one():
     """INT8 folders written by edgeclass 0.1 carry the old agreement record; `info` shows both kinds."""
-    from edgeclass.report import accuracy_line
+    from edgeclass.cli.render import accuracy_line
 
     old = {"images": 60, "source": "held-out calibration images", "top1_agreement": 0.9833,
            "mean_abs_prob_diff": 0.004, "fp32_top1": None, "int8_top1": None, "drop": 0.0167,

@@ -57,3 +57,19 @@ def main(
 ) -> None:
     """edgeclass: MobileViTv2 image classification on CPU-only edge boxes."""
 
+
+def with_status(console: Console, title: str, work):
+    """Run ``work(update)`` under a spinner; errors become messages and exit codes. A failed
+    INT8 gate still shows its measurements."""
+    from edgeclass.errors import AccuracyGateError
+
+    with console.status(title) as status:
+        try:
+            return work(status.update)
+        except EdgeclassError as exc:
+            status.stop()
+            if isinstance(exc, AccuracyGateError) and getattr(exc, "report", None) is not None:
+                from edgeclass.cli.render import print_quantize_report
+
+                print_quantize_report(console, exc.report)
+            raise fail(console, exc) from exc

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,122 +9,12 @@ import typer
 from rich.console import Console
 
 from edgeclass.errors import EXIT_USAGE, EdgeclassError
-from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say
-
-
-# ----------------------------------------------------------------------------- quantize options
-class PresetChoice(str, enum.Enum):
-    performance = "performance"
-    mixed = "mixed"
-
-
-class ModelTypeChoice(str, enum.Enum):
-    transformer = "transformer"
-    cnn = "cnn"
-
-
-class Interpolation(str, enum.Enum):
-    bicubic = "bicubic"
-    bilinear = "bilinear"
-
-
-SubsetSize = Annotated[int, typer.Option(help="Calibration images used at most (NNCF subset_size).", min=1)]
-Preset = Annotated[PresetChoice, typer.Option(help="NNCF preset: performance (symmetric) or mixed (asymmetric activations).")]
-FastBias = Annotated[
-    bool,
-    typer.Option("--fast-bias-correction/--no-fast-bias-correction", help="Fast or full NNCF bias correction."),
-]
-ModelType = Annotated[ModelTypeChoice, typer.Option(help="NNCF model type.")]
-Ignore = Annotated[list[str], typer.Option("--ignore", help="Keep this node (by name) in float. Repeatable.")]
-IgnoreType = Annotated[
-    list[str], typer.Option("--ignore-type", help="Keep nodes of this OpenVINO type (e.g. Multiply) in float. Repeatable.")
-]
-SmoothQuant = Annotated[
-    Optional[float], typer.Option(min=0.0, max=1.0, help="SmoothQuant alpha for convolutions (default: off).")
-]
-MaxDrop = Annotated[
-    float,
-    typer.Option(min=0.0, max=100.0,
-                 help="INT8 gate with a labelled --validation folder: refuse INT8 when its top-1 accuracy drop, "
-                      "in points, is above this even at the 95% interval's lower bound."),
-]
-MaxExpectedDrop = Annotated[
-    float,
-    typer.Option(min=0.0, max=100.0,
-                 help="INT8 gate without labels: refuse INT8 when its expected accuracy drop (FP32's probabilities "
-                      "as soft labels), in points, is above this even at the 95% interval's lower bound."),
-]
-AccuracyControl = Annotated[
-    bool,
-    typer.Option("--accuracy-control/--no-accuracy-control",
-                 help="With labelled check images: when plain INT8 misses --max-drop, let NNCF keep the most "
-                      "sensitive layers in float (minutes). --no-accuracy-control: plain INT8 or refusal, fast."),
-]
-Validation = Annotated[
-    Optional[Path],
-    typer.Option(help="Images to check INT8 on (default: the calibration folder's own). Sub-folders named by label "
-                      "or class id make it labelled: accuracy drop, and accuracy control when INT8 misses --max-drop."),
-]
-
-
-@dataclass(frozen=True)
-class QuantizeFlags:
-    """The quantize options shared by `convert` and `quantize`, as parsed."""
-
-    subset_size: int
-    preset: PresetChoice
-    fast_bias_correction: bool
-    model_type: ModelTypeChoice
-    ignore: list[str]
-    ignore_type: list[str]
-    smooth_quant_alpha: float | None
-    max_drop: float
-    max_expected_drop: float
-    validation: Path | None
-    accuracy_control: bool = True
-
-    def options(self):
-        from edgeclass.model.quantize import QuantizeOptions
-
-        return QuantizeOptions(
-            subset_size=self.subset_size,
-            preset=self.preset.value,
-            fast_bias_correction=self.fast_bias_correction,
-            model_type=self.model_type.value,
-            ignored_names=tuple(self.ignore or ()),
-            ignored_types=tuple(self.ignore_type or ()),
-            smooth_quant_alpha=self.smooth_quant_alpha,
-            max_drop=self.max_drop / 100.0,
-            max_expected_drop=self.max_expected_drop / 100.0,
-            validation=self.validation,
-            accuracy_control=self.accuracy_control,
-        )
-
-
-def _print_quantize_report(console: Console, report) -> None:
-    from edgeclass.report import agreement_table
-
-    for w in report.warnings:
-        say(console, "warning:", w)
-    console.print(agreement_table(report.gate.to_dict()))
-    console.print(f"INT8 method: {report.method}", highlight=False)
-    if report.reverted:
-        console.print(f"kept in float by accuracy control: {', '.join(report.reverted)}", highlight=False)
-
-
-def _with_status(console: Console, title: str, work):
-    """Run ``work(update)`` under a spinner; errors become messages and exit codes. A failed
-    INT8 gate still shows its measurements."""
-    from edgeclass.errors import AccuracyGateError
-
-    with console.status(title) as status:
-        try:
-            return work(status.update)
-        except EdgeclassError as exc:
-            status.stop()
-            if isinstance(exc, AccuracyGateError) and getattr(exc, "report", None) is not None:
-                _print_quantize_report(console, exc.report)
-            raise fail(console, exc) from exc
+from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say, with_status
+from edgeclass.cli.options import (
+    AccuracyControl, FastBias, Ignore, IgnoreType, Interpolation, MaxDrop, MaxExpectedDrop, ModelType, ModelTypeChoice,
+    Preset, PresetChoice, QuantizeFlags, SmoothQuant, SubsetSize, Validation,
+)
+from edgeclass.cli.render import print_quantize_report
 
 
 # ----------------------------------------------------------------------------- convert
@@ -161,7 +49,7 @@ def convert(
     except ImportError as exc:
         say(console, "error:", f"convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc
-    from edgeclass.report import files_table, metadata_table
+    from edgeclass.cli.render import files_table, metadata_table
 
     options = ConvertOptions(
         model=model,
@@ -176,12 +64,12 @@ def convert(
         quantize=QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
                                smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options(),
     )
-    report = _with_status(
+    report = with_status(
         console, "starting", lambda update: do_convert(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {msg}"))
     )
     console.print(metadata_table(report.metadata, f"converted {report.metadata.model_name}"))
     if report.quantize is not None:
-        _print_quantize_report(console, report.quantize)
+        print_quantize_report(console, report.quantize)
     if report.int8_skipped_reason:
         say(console, "INT8 skipped:", report.int8_skipped_reason)
     console.print(files_table(report.files))
@@ -216,10 +104,10 @@ def quantize(
     progress_bars_to_stderr()
     options = QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
                             smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options()
-    report = _with_status(
+    report = with_status(
         console, "quantizing", lambda update: quantize_model_dir(resolve_model_dir(model_dir), calibration, options, progress=update)
     )
-    _print_quantize_report(console, report)
+    print_quantize_report(console, report)
     console.print(f"wrote {report.xml}", highlight=False)
 
 
@@ -232,7 +120,7 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
     from edgeclass.modelfiles.ir import read_ir
     from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.modelfiles.metadata import read_metadata
-    from edgeclass.report import files_table, metadata_table
+    from edgeclass.cli.render import files_table, metadata_table
 
     console = Console()
     try:
@@ -248,7 +136,7 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
             raise EdgeclassError(f"no IR in {md.path}")
     except EdgeclassError as exc:
         raise fail(err_console(), exc) from exc
-    from edgeclass.cli.training import print_training_report
+    from edgeclass.cli.render import print_training_report
 
     print_training_report(console, md.path)  # `edgeclass train` folders: held-out summary
     console.print(files_table(sorted(md.path.glob("model_*"))))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import time
 from contextlib import ExitStack
@@ -15,6 +14,7 @@ from rich.console import Console
 
 from edgeclass.errors import EXIT_OK, EdgeclassError
 from edgeclass.cli.app import EXIT_CODES_HELP, app, err_console, fail, say
+from edgeclass.cli.options import OutputFormat, Precision
 
 
 # ----------------------------------------------------------------------------- bench
@@ -32,7 +32,7 @@ def bench(
 
     from edgeclass.run.bench import bench as do_bench
     from edgeclass.modelfiles.folder import resolve_model_dir
-    from edgeclass.report import bench_table
+    from edgeclass.cli.render import bench_table
 
     console = err_console()
     try:
@@ -48,18 +48,6 @@ def bench(
 
 
 # ----------------------------------------------------------------------------- run
-class Precision(str, enum.Enum):
-    int8 = "int8"
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-class OutputFormat(str, enum.Enum):
-    csv = "csv"
-    jsonl = "jsonl"
-    parquet = "parquet"
-
-
 def _check_run_outputs(output: Path | None, output_format, resume: bool, summary_json: Path | None) -> None:
     """Everything `run` will write is checked before the model is loaded or an input read."""
     from edgeclass.run.output import format_for, format_module
@@ -209,7 +197,7 @@ def _classify(console: Console, options, place: _RunPlace, max_runtime: float | 
     from edgeclass.media.inputs import count_images
     from edgeclass.media.preprocess import limit_library_threads
     from edgeclass.modelfiles.folder import resolve_model_dir
-    from edgeclass.report import ProgressReporter, is_interactive
+    from edgeclass.cli.render import ProgressReporter, is_interactive
     from edgeclass.run.runner import run as do_run
     from edgeclass.run.stopping import graceful_stop
 
@@ -259,7 +247,7 @@ def _print_run_start(console: Console, md, classifier, cluster, default_precisio
 def _print_run_end(console: Console, summary, quiet: bool, show_summary: bool) -> None:
     """The per-source table (``--summary``), the closing counts line, and any note (even with -q)."""
     if show_summary and summary.per_source:
-        from edgeclass.report import per_source_table
+        from edgeclass.cli.render import per_source_table
 
         console.print(per_source_table(summary.per_source))
     if not quiet or summary.exit_code != EXIT_OK:

@@ -2,62 +2,19 @@
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from edgeclass.errors import EXIT_USAGE
-from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say
-from edgeclass.cli.models import AccuracyControl, Interpolation, MaxDrop, _with_status
+from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say, with_status
+from edgeclass.cli.render import print_training_summary
+from edgeclass.cli.options import AccuracyControl, Interpolation, MaxDrop, TrainMode
 
 
 # ----------------------------------------------------------------------------- train
-class TrainMode(str, enum.Enum):
-    probe = "probe"
-    finetune = "finetune"
-
-
-def _pct(value) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def _training_table(report: dict):
-    """Held-out summary of an `edgeclass train` report (report.json)."""
-    from rich.table import Table
-
-    h, t = report["heldout"], report["heldout"]["threshold"]
-    table = Table(title="held-out evaluation (edgeclass train)", title_justify="left")
-    for col in ("class", "precision", "recall", "images", "most often taken for"):
-        table.add_column(col, justify="left" if col in ("class", "most often taken for") else "right")
-    for i, row in enumerate(h["per_class"]):
-        wrong = [(n, report["labels"][j]) for j, n in enumerate(h["confusion"][i]) if j != i and n]
-        taken = f"{max(wrong)[1]} ({max(wrong)[0]})" if wrong else ""
-        table.add_row(escape(row["label"]), _pct(row["precision"]), _pct(row["recall"]), str(row["support"]), escape(taken))
-    table.caption = (f"temperature {report['calibration']['temperature']:.3f}; default --min-score {t['value']:.3f}: "
-                     f"{t['unknown']} of {h['images']} held-out images 'unknown', accuracy of the rest {_pct(t['accuracy_kept'])}; "
-                     f"{len(report.get('skipped') or [])} images skipped; details in report.html")
-    return table
-
-
-def print_training_report(console: Console, model_dir: Path) -> None:
-    from edgeclass.model.train.evaluate_report import read_report
-
-    report = read_report(model_dir)
-    if report is not None:
-        _print_training_summary(console, report)
-
-
-def _print_training_summary(console: Console, report: dict) -> None:
-    h = report["heldout"]
-    console.print(f"trained ({report['mode']}) on {report['dataset']}: held-out accuracy {_pct(h['accuracy'])} on "
-                  f"{h['images']} images, {report['evaluated_precision']} model", highlight=False, soft_wrap=True)
-    console.print(_training_table(report))
-
-
 @app.command()
 def train(
     dataset: Annotated[Path, typer.Argument(help="Folder with one sub-folder of images per class (ImageFolder); optional val/ is the held-out split.")],
@@ -92,7 +49,7 @@ def train(
     except ImportError as exc:
         say(console, "error:", f"train needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc
-    from edgeclass.report import files_table
+    from edgeclass.cli.render import files_table
 
     options = TrainOptions(
         dataset=dataset, model=model, weights=weights, backbone=backbone, random_init=random_init, mode=mode.value, output=output,
@@ -100,14 +57,14 @@ def train(
         int8=int8, max_drop=max_drop / 100.0, accuracy_control=accuracy_control, c=c,
         finetune=FinetuneOptions(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, train_stages=train_stages),
     )
-    report = _with_status(
+    report = with_status(
         console, "starting", lambda update: do_train(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {escape(msg)}"))
     )
     for w in report.warnings:
         say(console, "warning:", w)
     if report.quantize is not None:
         console.print(f"INT8: {'kept' if report.gate_error is None else 'refused'} ({report.quantize.xml.name})", highlight=False)
-    _print_training_summary(console, report.report)
+    print_training_summary(console, report.report)
     console.print(files_table(report.files))
     console.print("times: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
                   + f"\nmodel folder: {report.model_dir.path}", highlight=False)

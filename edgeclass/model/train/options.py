@@ -7,6 +7,8 @@ from pathlib import Path
 
 DEFAULT_MODEL = "mobilevitv2_075.cvnets_in1k"
 
+MODES = ("probe", "finetune")  # --mode
+
 
 @dataclass(frozen=True)
 class FinetuneOptions:

@@ -28,12 +28,11 @@ from edgeclass.model.train.dataset import Dataset, SplitFolders, scan
 from edgeclass.model.train.evaluate_report import REPORT_HTML, evaluate, write_report
 from edgeclass.model.train.features import compile_f32, decode_all, run_over
 from edgeclass.model.train.html import render, thumbnail
-from edgeclass.model.train.options import TrainOptions
+from edgeclass.model.train.options import MODES, TrainOptions
 
 if TYPE_CHECKING:  # NNCF is imported only when quantizing: dataset errors come fast
     from edgeclass.model.quantize import GateFailedError, QuantizeReport
 
-MODES = ("probe", "finetune")
 @dataclass
 class Trained:
     """A trained FP32 classifier IR (temperature folded in) and how it was made."""

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -195,3 +196,50 @@ class ProgressReporter:
 
 def is_interactive(console: Console) -> bool:
     return console.is_terminal and os.environ.get("TERM") != "dumb"
+
+
+def print_quantize_report(console: Console, report) -> None:
+    """The INT8 gate's warnings, measurements and method."""
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False)
+    console.print(agreement_table(report.gate.to_dict()))
+    console.print(f"INT8 method: {report.method}", highlight=False)
+    if report.reverted:
+        console.print(f"kept in float by accuracy control: {', '.join(report.reverted)}", highlight=False)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _training_table(report: dict):
+    """Held-out summary of an `edgeclass train` report (report.json)."""
+    from rich.table import Table
+
+    h, t = report["heldout"], report["heldout"]["threshold"]
+    table = Table(title="held-out evaluation (edgeclass train)", title_justify="left")
+    for col in ("class", "precision", "recall", "images", "most often taken for"):
+        table.add_column(col, justify="left" if col in ("class", "most often taken for") else "right")
+    for i, row in enumerate(h["per_class"]):
+        wrong = [(n, report["labels"][j]) for j, n in enumerate(h["confusion"][i]) if j != i and n]
+        taken = f"{max(wrong)[1]} ({max(wrong)[0]})" if wrong else ""
+        table.add_row(escape(row["label"]), _pct(row["precision"]), _pct(row["recall"]), str(row["support"]), escape(taken))
+    table.caption = (f"temperature {report['calibration']['temperature']:.3f}; default --min-score {t['value']:.3f}: "
+                     f"{t['unknown']} of {h['images']} held-out images 'unknown', accuracy of the rest {_pct(t['accuracy_kept'])}; "
+                     f"{len(report.get('skipped') or [])} images skipped; details in report.html")
+    return table
+
+
+def print_training_report(console: Console, model_dir: Path) -> None:
+    from edgeclass.model.train.evaluate_report import read_report
+
+    report = read_report(model_dir)
+    if report is not None:
+        print_training_summary(console, report)
+
+
+def print_training_summary(console: Console, report: dict) -> None:
+    h = report["heldout"]
+    console.print(f"trained ({report['mode']}) on {report['dataset']}: held-out accuracy {_pct(h['accuracy'])} on "
+                  f"{h['images']} images, {report['evaluated_precision']} model", highlight=False, soft_wrap=True)
+    console.print(_training_table(report))
