@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from edgeclass.modelfiles.folder import ModelDir
-from edgeclass.run.output.columns import column_types, escape_source, header, source_to_path
+from edgeclass.run.output.columns import column_types, header, source_to_path
 
 FORMATS = {"csv": "out.csv", "jsonl": "out.jsonl", "parquet": "out.parquet"}
 PANDAS_TYPES = {"int64": "Int64", "float64": "Float64", "string": "string"}
@@ -101,17 +101,6 @@ def test_parquet_schema_is_the_declared_one(written):
     from edgeclass.run.output.parquetfmt import schema
 
     assert pq.read_schema(written["parquet"]).remove_metadata() == schema(2)
-
-
-def test_escape_is_reversible():
-    names = ["plain.jpg", "caf\udce9.jpg", "back\\slash\\x41.jpg", "tab\there", "new\nline", "ünïcode.jpg"]
-    for name in names:
-        text = escape_source(name)
-        text.encode("utf-8")  # always valid UTF-8
-        assert source_to_path(text) == name
-        assert source_to_path(escape_source(name, controls=True)) == name
-        assert "\n" not in escape_source(name, controls=True)
-    assert escape_source("ünïcode.jpg") == "ünïcode.jpg" and escape_source("caf\udce9.jpg") == "caf\\xe9.jpg"
 
 
 FAULTS = REPO / "tests" / "faultinject"
