@@ -124,3 +124,6 @@ def test_info_names_the_input_order(folders):
     assert old.returncode == 0 and new.returncode == 0, old.stderr + new.stderr
     assert "RGB u8 (network RGB)" in old.stdout
     assert "BGR u8 (network RGB)" in new.stdout
+    # each IR's model id (the `model` column of its rows): same weights, another graph, another id
+    ids = [next(line for line in r.stdout.splitlines() if "model id" in line) for r in (old, new)]
+    assert f"{legacy.name}@" in ids[0] and f"{current.name}@" in ids[1] and ids[0].split("@")[1] != ids[1].split("@")[1]
