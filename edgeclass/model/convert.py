@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeclass.model.calibration import ADD_IMAGES_HINT, list_images
-from edgeclass.modelfiles.ir import save_ir, torch_to_ov, versions
+from edgeclass.model.export import torch_to_ov
+from edgeclass.modelfiles.ir import save_ir, versions
 from edgeclass.modelfiles.folder import ModelDir, models_root
 from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.model.quantize import QuantizeOptions, QuantizeReport, quantize_model_dir
