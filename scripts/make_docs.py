@@ -65,7 +65,7 @@ def command_section(name: str, cmd) -> list[str]:
     help_text = (cmd.help or "").strip()
     if help_text:
         lines += [help_text, ""]
-    panels: dict[str, list[click.Parameter]] = {}
+    panels: dict[str, list] = {}
     for p in cmd.params:
         if getattr(p, "hidden", False) or p.name == "help":
             continue
