@@ -4,24 +4,20 @@ TIFF), and those files classified like any other."""
 
 from __future__ import annotations
 
-import io
 import struct
 import subprocess
 import sys
-import warnings
-import zlib
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import REPO, read_csv, run_cli, synthetic_photo
 from edgeclass.media.decode import DecodeOptions, ImageReadError, decode_image
 from edgeclass.media.imageheader import TRUNCATED, image_end, read_header
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.results import Status
-from make_hostile_corpus import bmp, grey_of, pillow_bytes, tiff, variant_files
+from make_hostile_corpus import grey_of, pillow_bytes, variant_files
 from train_test_model import CLASSES, make_image
 
 PP = PreprocessConfig(input_size=(64, 64), crop_pct=0.875)
@@ -60,48 +56,6 @@ def test_every_cut_after_the_first_scan_is_truncated(params):
 
 
 # ----------------------------------------------------------------------------- header sizes
-def _pillow_size(data: bytes) -> tuple[int, int] | None:
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # bombs: only their declared size is read
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data)).size
-    except Exception:  # noqa: BLE001
-        return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
-
-
-def _header_variants() -> dict[str, bytes]:
-    """BMP headers of every version and odd sizes, TIFF byte orders and size tag types, PNG and
-    GIF with extra chunks and blocks."""
-    out = {}
-    for h, w in ((1, 1), (3, 5), (37, 301), (200, 3)):
-        rgb = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
-        for size in (12, 40, 52, 56, 64, 108, 124):
-            out[f"bmp{size}_{w}x{h}.bmp"] = bmp(rgb, size)
-            if size != 12:
-                out[f"bmp{size}_{w}x{h}_top_down.bmp"] = bmp(rgb, size, top_down=True)
-        grey = rgb[:, :, 0]
-        for order in "<>":
-            for big in (False, True):
-                out[f"tiff{order}{big}_{w}x{h}.tif"] = tiff(w, h, grey.tobytes(), (8,), 1, order=order, bigtiff=big)
-            short_size = tiff(w, h, grey.tobytes(), (8,), 1, order=order, extra=((256, 3, [w]), (257, 3, [h])))
-            out[f"tiff{order}short_{w}x{h}.tif"] = short_size
-        png = cv2.imencode(".png", rgb)[1].tobytes()
-        text = b"tEXt" + b"Comment\0" + bytes(300)
-        chunk = struct.pack(">I", len(text) - 4) + text + struct.pack(">I", zlib.crc32(text) & 0xFFFFFFFF)
-        out[f"png_text_{w}x{h}.png"] = png[:33] + chunk + png[33:]
-        out[f"gif_{w}x{h}.gif"] = pillow_bytes(rgb, "GIF", comment=b"x" * 300)
-    return out
-
-
-def _opencv_size(data: bytes) -> tuple[int, int] | None:
-    if not data:
-        return None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)  # stored size (orientation ignored)
-    return None if image is None else (image.shape[1], image.shape[0])
 
 
 # ----------------------------------------------------------------------------- Pillow's decode

@@ -275,41 +275,5 @@ def test_blank_ends_when_the_picture_returns(tmp_path, trained_model_dir):
 
 
 # ----------------------------------------------------------------------------- the blank measure
-def _photos() -> dict[str, np.ndarray]:
-    """Real photographs shipped with scikit-learn (a dependency of NNCF), as 1280x720 frames."""
-    import sklearn.datasets
-
-    root = Path(sklearn.datasets.__file__).parent / "images"
-    return {name: cv2.resize(cv2.imread(str(root / name)), (1280, 720), interpolation=cv2.INTER_AREA)
-            for name in ("china.jpg", "flower.jpg")}
-
-
-def _osd(bgr: np.ndarray, colour=(255, 255, 255)) -> np.ndarray:
-    """A camera's on-screen clock and name, burnt into the picture."""
-    out = bgr.copy()
-    cv2.putText(out, "2025-11-30 Sun 05:21:07", (24, 48), cv2.FONT_HERSHEY_SIMPLEX, 1.2, colour, 2, cv2.LINE_AA)
-    cv2.putText(out, "Camera 03 Loading bay", (860, 690), cv2.FONT_HERSHEY_SIMPLEX, 1.0, colour, 2, cv2.LINE_AA)
-    return out
-
-
-def _luma_grid(bgr: np.ndarray) -> np.ndarray:
-    """The point-sampled brightness the live reader measures, after an H.264 round trip."""
-    import av
-
-    from edgeclass.media.video.reader import Frame
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = bgr.shape[1], bgr.shape[0], "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
-            out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    buf.seek(0)
-    with av.open(buf) as container:
-        frame = next(container.decode(video=0))
-        return Frame(None, True, av_frame=frame).luma_grid()
 
 
