@@ -42,7 +42,7 @@ FLAT_CONTRAST = 8.0  # median per-image pixel std below this: dark/blank calibra
 class QuantizeOptions:
     subset_size: int = RECOMMENDED_IMAGES
     preset: str = "performance"  # "performance" or "mixed" (measured: benchmarks/int8_gate.py)
-    fast_bias_correction: bool = False  # full bias correction (measured: +0.25 pt, +10% time)
+    fast_bias_correction: bool = False  # full bias correction (chosen by benchmarks/int8_gate.py)
     model_type: str = "transformer"  # "transformer" or "cnn"
     ignored_names: tuple[str, ...] = ()
     ignored_types: tuple[str, ...] = ()
@@ -52,10 +52,9 @@ class QuantizeOptions:
     validation: Path | None = None
     accuracy_control: bool = True  # labelled validation: revert layers when plain INT8 misses max_drop
     max_reverts: int = 20  # accuracy control: at most this many revert iterations
-    # accuracy control ranks every quantized op (74 in mobilevitv2_075) on this many check images.
-    # NNCF takes the images INT8 got wrong and FP32 right first, so 50 holds every informative
-    # image unless INT8 breaks more than 50; measured on the random-init probe (benchmarks/train.py):
-    # 50 and 100 revert the same op and end at the same drop, ranking 31 s instead of 66 s.
+    # accuracy control ranks every quantized op on this many check images. NNCF takes the images
+    # INT8 got wrong and FP32 right first, so 50 holds every informative image unless INT8 breaks
+    # more than 50 (50 against 100: docs/benchmarks.md, training).
     ranking_subset: int = 50
     refusal_hint: str | None = None  # what to try, in the refusal message (callers such as `train` know better)
 
