@@ -49,68 +49,85 @@ class Pipeline:
         pipeline then finishes and yields what it has instead of waiting for more input.
         """
         stop = stop or threading.Event()
-        pool = RequestPool(self.classifier.compiled, self.requests)
-        usage = self.classifier.usage
+        state = _RunState(self, RequestPool(self.classifier.compiled, self.requests), iter(items))
         started = time.perf_counter()
-        window_size = 2 * self.workers + pool.size
-        finished: dict[int, Done] = {}
-        pending: deque[tuple[int, WorkItem, Future]] = deque()
-        source = iter(items)
-        next_out = 0
-        seq = 0
-        exhausted = False
-
-        def record(results: list) -> None:
-            for (n, item), probs in results:
-                try:
-                    preds = self.classifier.predictions(probs, self.top_k)
-                    result = Result(item.source, Status.OK, "", preds, item.frame, item.timestamp_ms)
-                except Exception as exc:  # noqa: BLE001 - becomes a row, never a crash
-                    result = _failure(item, Status.ERROR, f"inference failed: {exc}")
-                finished[n] = Done(item, result)
-
-        def drain() -> Iterator[Done]:
-            nonlocal next_out
-            while next_out in finished:
-                yield finished.pop(next_out)
-                next_out += 1
-
         with ThreadPoolExecutor(self.workers, thread_name_prefix="edgeclass-decode") as decoders:
             try:
                 while True:
-                    while not exhausted and not stop.is_set() and len(pending) < window_size:
-                        try:
-                            item = next(source)
-                        except StopIteration:
-                            exhausted = True
-                            break
-                        if item is None:  # a live source has nothing yet: process what we have
-                            break
-                        pending.append((seq, item, decoders.submit(item.load)))
-                        seq += 1
-                    if pending:
-                        n, item, future = pending.popleft()
-                        t0 = time.perf_counter()
-                        try:
-                            tensor = future.result()
-                        except ImageReadError as exc:
-                            finished[n] = Done(item, _failure(item, exc.status, exc.message))
-                        except Exception as exc:  # noqa: BLE001
-                            finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
-                        else:
-                            usage.input_wait_s += time.perf_counter() - t0
-                            usage.images += 1
-                            record(pool.submit(tensor[None], (n, item)))
-                    elif exhausted or stop.is_set():
+                    state.fill(decoders, stop)
+                    if state.pending:
+                        state.submit_next()
+                    elif state.exhausted or stop.is_set():
                         break
                     else:
-                        record(pool.drain())  # idle live source: finish what is in flight
-                    yield from drain()
-                record(pool.drain())
-                yield from drain()
+                        state.record(state.pool.drain())  # idle live source: finish what is in flight
+                    yield from state.in_order()
+                state.record(state.pool.drain())
+                yield from state.in_order()
             finally:
-                for _, _, future in pending:
-                    future.cancel()
-                pool.drain()
-                usage.wall_s += time.perf_counter() - started
-                usage.inference_wait_s += pool.wait_s
+                state.close(time.perf_counter() - started)
+
+
+class _RunState:
+    """One :meth:`Pipeline.run`: items being decoded (``pending``, in input order), requests in
+    flight (``pool``), results waiting for their turn (``finished``)."""
+
+    def __init__(self, pipeline: Pipeline, pool: RequestPool, source: Iterator[WorkItem | None]):
+        self.pipeline, self.pool, self.source = pipeline, pool, source
+        self.usage = pipeline.classifier.usage
+        self.window = 2 * pipeline.workers + pool.size  # items decoding or waiting, at most
+        self.pending: deque[tuple[int, WorkItem, Future]] = deque()
+        self.finished: dict[int, Done] = {}
+        self.seq = self.next_out = 0
+        self.exhausted = False
+
+    def fill(self, decoders: ThreadPoolExecutor, stop: threading.Event) -> None:
+        """Hand items to the decode workers until the window is full, the input has nothing
+        right now (None) or is exhausted, or ``stop`` is set."""
+        while not self.exhausted and not stop.is_set() and len(self.pending) < self.window:
+            try:
+                item = next(self.source)
+            except StopIteration:
+                self.exhausted = True
+                return
+            if item is None:  # a live source has nothing yet: process what we have
+                return
+            self.pending.append((self.seq, item, decoders.submit(item.load)))
+            self.seq += 1
+
+    def submit_next(self) -> None:
+        """The oldest item's tensor to an infer request (a failed decode is its row)."""
+        n, item, future = self.pending.popleft()
+        t0 = time.perf_counter()
+        try:
+            tensor = future.result()
+        except ImageReadError as exc:
+            self.finished[n] = Done(item, _failure(item, exc.status, exc.message))
+        except Exception as exc:  # noqa: BLE001
+            self.finished[n] = Done(item, _failure(item, Status.ERROR, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.usage.input_wait_s += time.perf_counter() - t0
+            self.usage.images += 1
+            self.record(self.pool.submit(tensor[None], (n, item)))
+
+    def record(self, results: list) -> None:
+        classifier, top_k = self.pipeline.classifier, self.pipeline.top_k
+        for (n, item), probs in results:
+            try:
+                preds = classifier.predictions(probs, top_k)
+                result = Result(item.source, Status.OK, "", preds, item.frame, item.timestamp_ms)
+            except Exception as exc:  # noqa: BLE001 - becomes a row, never a crash
+                result = _failure(item, Status.ERROR, f"inference failed: {exc}")
+            self.finished[n] = Done(item, result)
+
+    def in_order(self) -> Iterator[Done]:
+        while self.next_out in self.finished:
+            yield self.finished.pop(self.next_out)
+            self.next_out += 1
+
+    def close(self, wall_s: float) -> None:
+        for _, _, future in self.pending:
+            future.cancel()
+        self.pool.drain()
+        self.usage.wall_s += wall_s
+        self.usage.inference_wait_s += self.pool.wait_s
