@@ -61,7 +61,8 @@ def test_stdout_and_stdin(trained_model_dir, small_folder):
     assert r.returncode == EXIT_OK, r.stderr
     rows = read_csv(r.stdout)
     assert [row["source"] for row in rows] == paths
-    assert len(rows[0]) == 5 + 3 * 5  # default top-5
+    assert len(rows[0]) == 6 + 3 * 5  # source, frame, timestamp_ms, status, error, model; default top-5
+    assert all(row["model"].startswith(f"{trained_model_dir.name}@") for row in rows)
 
 
 def test_missing_input_is_a_row_not_a_crash(trained_model_dir, tmp_path):
