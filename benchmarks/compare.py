@@ -83,11 +83,11 @@ def per_image_cpu(model: Path, folder: Path, precision: str) -> tuple[float, flo
     (the process's CPU time over a pool of requests), in this process."""
     from edgeclass.engine import Classifier, EngineOptions, RequestPool
     from edgeclass.media.decode import DecodeOptions, load_image_tensor
-    from edgeclass.media.preprocess import limit_library_threads
+    from edgeclass.media.workers import prepare_decode_workers
     from edgeclass.modelfiles.folder import ModelDir
 
     files = sorted(folder.glob("*.jpg"))
-    limit_library_threads(None)
+    prepare_decode_workers(None)  # as run does
     with Classifier(ModelDir(model), EngineOptions(precision=precision)) as clf:
         t0 = time.process_time()
         crops = [load_image_tensor(f, clf.metadata.preprocess, DecodeOptions()) for f in files]

@@ -1,18 +1,23 @@
-"""Rendering for the terminal: Rich tables, progress, and plain log lines for cron."""
+"""Rendering for the terminal: Rich tables, progress, and plain log lines for cron.
+
+Rich's table and progress modules are imported where they are drawn: a cron run (``-q``, not a
+terminal) never draws them and does not pay their import at start-up."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Result
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def human_size(n: int) -> str:
@@ -24,6 +29,8 @@ def human_size(n: int) -> str:
 
 
 def metadata_table(meta: ModelMetadata, title: str, model_id: str | None = None) -> Table:
+    from rich.table import Table
+
     pp = meta.preprocess
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column(style="bold")
@@ -86,6 +93,8 @@ def accuracy_line(a: dict) -> str:
 
 
 def agreement_table(a: dict) -> Table:
+    from rich.table import Table
+
     t = Table(title=f"INT8 vs FP32 on {a['images']} {a['source']}", title_justify="left")
     t.add_column("measure")
     t.add_column("value", justify="right")
@@ -103,6 +112,8 @@ def agreement_table(a: dict) -> Table:
 
 
 def files_table(files: list[Path]) -> Table:
+    from rich.table import Table
+
     t = Table(title="files written", title_justify="left")
     t.add_column("file")
     t.add_column("size", justify="right")
@@ -113,6 +124,8 @@ def files_table(files: list[Path]) -> Table:
 
 
 def bench_table(report) -> Table:
+    from rich.table import Table
+
     cpu = report.cpu
     caps = ", ".join(k for k in ("vnni", "bf16", "amx") if cpu[k]) or "none of VNNI/BF16/AMX"
     t = Table(title=f"{report.model} on {cpu['name']} ({cpu['cores']} cores; {caps}; OpenVINO {cpu['openvino']})",
@@ -133,6 +146,8 @@ def bench_table(report) -> Table:
 
 
 def per_source_table(per_source: dict[str, dict]) -> Table:
+    from rich.table import Table
+
     t = Table(title="per video / stream", title_justify="left")
     t.add_column("source")
     t.add_column("frames", justify="right")
@@ -158,6 +173,9 @@ class ProgressReporter:
         self.log_every = log_every
         self.progress = None
         if self.interactive:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
             self.progress = Progress(
                 TextColumn("[bold]classifying"),
                 BarColumn(),

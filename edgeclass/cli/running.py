@@ -195,7 +195,7 @@ def _classify(console: Console, options, place: _RunPlace, max_runtime: float | 
     """Open the model (here or on a Ray cluster) and run ``options`` to its summary."""
     from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
     from edgeclass.media.inputs import count_images
-    from edgeclass.media.preprocess import limit_library_threads
+    from edgeclass.media.workers import prepare_decode_workers
     from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.cli.render import ProgressReporter, is_interactive
     from edgeclass.run.runner import run as do_run
@@ -215,7 +215,7 @@ def _classify(console: Console, options, place: _RunPlace, max_runtime: float | 
         cluster = (stack.enter_context(RayRun(place.ray_address, md, engine, place.ray_segment))
                    if place.ray_address else None)
         classifier = cluster.model if cluster else stack.enter_context(Classifier(md, engine))
-        limit_library_threads(place.threads)  # BLAS on one thread; --threads caps OpenCV's pool too
+        prepare_decode_workers(place.threads)  # --threads caps OpenCV's pool; freed memory reused
         interactive = is_interactive(console)
         total = count_images(options.inputs) if interactive and not quiet else None
         reporter = ProgressReporter(console, total, interactive, quiet)

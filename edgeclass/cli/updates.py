@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from edgeclass.cli.app import app, err_console, fail, say
 from edgeclass.cli.running import Precision
@@ -85,6 +84,8 @@ def _print_comparison(out: Console, console: Console, outcome) -> None:
         acc = c.accuracy
         out.print(f"accuracy OLD {acc.old * 100:.1f}% -> NEW {acc.new * 100:.1f}% on {acc.images} labelled images; "
                   f"NEW - OLD {acc.difference.as_points()}", highlight=False)
+    from rich.table import Table
+
     table = Table(title="per label", title_justify="left")
     for col in ("label", "OLD answers", "NEW answers", "change") + (("OLD right", "NEW right") if c.accuracy else ()):
         table.add_column(col, justify="left" if col == "label" else "right")

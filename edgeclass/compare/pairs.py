@@ -20,12 +20,12 @@ from edgeclass.engine import Classifier, InferenceFailure, RequestPool
 from edgeclass.media.decode import (
     DecodeOptions,
     ImageReadError,
-    _decode,
+    decode_bgr,
     load_image_tensor,
     prepare_array,
     read_bytes,
 )
-from edgeclass.media.preprocess import PreprocessConfig, fast_resize_and_crop, to_input_order
+from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.results import UNKNOWN_LABEL
 
 
@@ -80,17 +80,10 @@ def crops_loader(configs: tuple[PreprocessConfig, PreprocessConfig], options: De
     largest = max(configs, key=lambda c: c.resize_shorter)
 
     def each(path: str):
-        image, factor = _decode(read_bytes(path, options.max_bytes), largest, options)
-        return tuple(_crop(image, factor, c) for c in configs)
+        image = decode_bgr(read_bytes(path, options.max_bytes), largest, options)
+        return tuple(prepare_array(image, c) for c in configs)
 
     return each
-
-
-def _crop(image: np.ndarray, factor: int, config: PreprocessConfig) -> np.ndarray:
-    """A decoded BGR image -> ``config``'s model input, as :func:`load_image_tensor` finishes it."""
-    if factor > 1:
-        return to_input_order(fast_resize_and_crop(image, config), config)
-    return prepare_array(image, config)
 
 
 def answer(classifier: Classifier, probs: np.ndarray, target: int | None, labelled: bool) -> Answer:

@@ -109,7 +109,7 @@ def compare(old_path: Path, new_path: Path, options: CompareOptions,
     import openvino as ov
 
     from edgeclass.engine import Classifier, EngineOptions
-    from edgeclass.media.preprocess import limit_library_threads
+    from edgeclass.media.workers import prepare_decode_workers
 
     check_report_dir(options.report)
     old_dir, new_dir = resolve_model_dir(old_path), resolve_model_dir(new_path)
@@ -117,7 +117,7 @@ def compare(old_path: Path, new_path: Path, options: CompareOptions,
     engine = EngineOptions(precision=options.precision, threads=options.threads, cache_dir=options.cache_dir)
     core = ov.Core()
     with Classifier(old_dir, engine, core) as old, Classifier(new_dir, engine, core) as new:
-        limit_library_threads(options.threads)
+        prepare_decode_workers(options.threads)
         items, unknown = _items(images, options.validation, (old.labels, new.labels))
         configs = (old.metadata.preprocess, new.metadata.preprocess)
         workers = options.threads or len(os.sched_getaffinity(0))

@@ -35,7 +35,6 @@ from edgeclass.media.imageheader import (  # noqa: E402
 )
 from edgeclass.media.preprocess import (
     PreprocessConfig,
-    fast_resize_and_crop,
     reduction_factor,
     resize_and_crop,
     to_input_order,
@@ -128,11 +127,11 @@ def check_readable(path: str | os.PathLike) -> None:
 def decode_image(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
     """Decode bytes to an ``HxWx3`` RGB ``uint8`` array (EXIF orientation applied), for people
     and tests; the model path keeps OpenCV's BGR (:func:`load_image_tensor`)."""
-    return np.ascontiguousarray(_decode(data, config, options)[0][..., ::-1])
+    return np.ascontiguousarray(decode_bgr(data, config, options)[..., ::-1])
 
 
-def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tuple[np.ndarray, int]:
-    """Decode bytes to BGR; also returns the JPEG DCT reduction factor used (1 when none).
+def decode_bgr(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
+    """Decode bytes to BGR, large JPEGs at the DCT scale ``config`` allows (``reduced_decode``).
 
     OpenCV first (the fast path: nothing else runs when it succeeds); Pillow for the valid files
     OpenCV cannot decode (edgeclass.media.pillow_decode); ``corrupt`` only when neither reads
@@ -145,20 +144,18 @@ def _decode(data: bytes, config: PreprocessConfig, options: DecodeOptions) -> tu
     if end == TRUNCATED:
         raise ImageReadError(Status.CORRUPT, f"truncated {header.format} (data ends before the end marker)")
     flags = cv2.IMREAD_COLOR
-    factor = 1
     if options.reduced_decode and header.format == "jpeg" and header.width and header.height:
-        factor = reduction_factor(header.height, header.width, config)
-        flags = _REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
+        flags = _REDUCED_FLAGS.get(reduction_factor(header.height, header.width, config), cv2.IMREAD_COLOR)
     # data after the end marker (a motion photo's MP4, a camera trailer) is not the image
     buf = np.frombuffer(data, dtype=np.uint8, count=end if end is not None else -1)
     image = _opencv_decode(buf, flags, header)
     if image is None:
-        image, factor = _fallback_decode(data if end is None else data[:end], header, options), 1
+        image = _fallback_decode(data if end is None else data[:end], header, options)
     if image.shape[0] * image.shape[1] > options.max_pixels:
         raise ImageReadError(Status.TOO_LARGE, f"{image.shape[1]}x{image.shape[0]} exceeds --max-pixels")
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return image, factor  # BGR, as decoded: the IR swaps channels itself
+    return image  # BGR, as decoded: the IR swaps channels itself
 
 
 def _check_declared_size(header: ImageHeader, options: DecodeOptions) -> None:
@@ -233,10 +230,7 @@ def load_image_tensor(path: str | os.PathLike, config: PreprocessConfig, options
     """File -> model input (``crop_h x crop_w x 3`` ``uint8`` in the IR's input channel order).
     Raises :class:`ImageReadError`."""
     data = read_bytes(path, options.max_bytes)
-    image, factor = _decode(data, config, options)
-    if factor > 1:  # already approximate (DCT-scaled): finish with the fast area resize
-        return to_input_order(fast_resize_and_crop(image, config), config)
-    return prepare_array(image, config)
+    return prepare_array(decode_bgr(data, config, options), config)
 
 
 def prepare_array(image_bgr: np.ndarray, config: PreprocessConfig) -> np.ndarray:

@@ -63,31 +63,6 @@ def resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return resample_crop(image, out_h, out_w, top, left, crop_h, crop_w, config.interpolation)
 
 
-def fast_resize_and_crop(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Area-averaging resize + the same centre crop, for images already shrunk by JPEG DCT
-    scaling (``--reduced-decode``): that path is approximate anyway, and area averaging is a
-    proper antialiasing filter at a fraction of the exact resampler's cost."""
-    import cv2
-
-    in_h, in_w = image.shape[:2]
-    out_h, out_w = resized_size(in_h, in_w, config.resize_shorter)
-    crop_h, crop_w = config.input_size
-    top, left = center_crop_offsets(out_h, out_w, crop_h, crop_w)
-    interp = cv2.INTER_AREA if out_h <= in_h else cv2.INTER_CUBIC
-    resized = cv2.resize(image, (out_w, out_h), interpolation=interp)
-    return np.ascontiguousarray(resized[top : top + crop_h, left : left + crop_w])
-
-
-def limit_library_threads(threads: int | None) -> None:
-    """For the rest of the process (``run --threads N``): OpenCV's own pool on one thread per
-    call. The N decode workers are the parallelism, so they cannot oversubscribe the cores. (The
-    resampler's products are kept small enough that NumPy's BLAS never lends them threads.)"""
-    if threads:
-        import cv2
-
-        cv2.setNumThreads(1)
-
-
 def reduction_factor(height: int, width: int, config: PreprocessConfig) -> int:
     """Largest JPEG DCT scale (1, 2, 4, 8) that keeps the short side >= the resize target."""
     short = min(height, width)

@@ -36,7 +36,7 @@ import numpy as np
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
 _ROUND_UP = 2.0 ** -(_PRECISION_BITS + 1)  # makes round-half-even round halves up, as PIL does
-_BLOCK = 4  # outputs per block: small blocks keep the zero-padded products close to the real work
+_BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, the zero-padded products grow
 _DTYPE = np.float64
 _CHUNK_VALUES = 1 << 21  # gathered values per product: bounds memory on large images (16 MiB)
 # multiply-adds per matrix product: below OpenBLAS's threshold for lending a product its own

@@ -94,9 +94,9 @@ class RayClassifier:
 
         if config.version != __version__:
             raise ModelError(f"edgeclass {__version__} on this worker, {config.version} on the driver: install the same version")
-        from edgeclass.media.preprocess import limit_library_threads
+        from edgeclass.media.workers import prepare_decode_workers
 
-        limit_library_threads(config.cpus)  # as `run --threads`: this actor's share of the node
+        prepare_decode_workers(config.cpus)  # as `run --threads`: this actor's share of the node
         folder = materialize_model(ray.get(config.ir_ref[0]), config.sha256)
         core = ov.Core()
         core.set_property("CPU", {"ENABLE_CPU_PINNING": False})  # Ray, not OpenVINO, places processes

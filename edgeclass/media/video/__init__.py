@@ -2,11 +2,24 @@
 
 ``reader``: the one reader abstraction (PyAV for files and streams, OpenCV for cameras);
 ``files``: sampling plans for files (seek, sequential, key frames); ``live``: concurrent live
-sources with per-source queues, watchdog, health and frozen-picture detection.
+sources with per-source queues, watchdog, health and frozen-picture detection; ``options``:
+the settings and credential masking (no video library imported).
+
+The names below are imported from their modules on first use, so a run over images only (which
+builds a :class:`VideoOptions`) does not import the video readers.
 """
 
-from edgeclass.media.video.files import duration_ms, file_items, range_items
-from edgeclass.media.video.live import LiveHub
-from edgeclass.media.video.options import VideoOptions, mask_credentials
+from __future__ import annotations
 
-__all__ = ["LiveHub", "VideoOptions", "duration_ms", "file_items", "mask_credentials", "range_items"]
+import importlib
+
+_HOMES = {"duration_ms": "files", "file_items": "files", "range_items": "files", "LiveHub": "live",
+          "VideoOptions": "options", "mask_credentials": "options"}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -33,7 +33,7 @@ import numpy as np
 
 from edgeclass.media.decode import ImageReadError, prepare_array
 from edgeclass.media.inputs import Source
-from edgeclass.media.preprocess import PreprocessConfig, fast_resize_and_crop, reduction_factor, to_input_order
+from edgeclass.media.preprocess import PreprocessConfig, reduction_factor
 from edgeclass.media.video.options import VideoOptions
 from edgeclass.media.video.reader import AvReader, Frame, ReadFailure, estimate_gop
 from edgeclass.results import Status, WorkItem
@@ -57,11 +57,9 @@ def failure_item(source: str, status: Status, message: str, frame: int | None = 
     return WorkItem(source, fail, frame, ts_ms)
 
 
-def model_input(pixels, pp: PreprocessConfig, factor: int = 1) -> np.ndarray:
-    """A frame (BGR, as decoders give it) through the one preprocessing path: exact, or (like a
-    DCT-scaled JPEG) converted at 1/``factor`` scale and finished with the fast area resize."""
-    if factor > 1:
-        return to_input_order(fast_resize_and_crop(pixels(), pp), pp)
+def model_input(pixels, pp: PreprocessConfig) -> np.ndarray:
+    """A frame (BGR, as decoders give it, maybe converted at a reduced scale) through the one
+    preprocessing path."""
     return prepare_array(pixels(), pp)
 
 
@@ -70,7 +68,7 @@ def frame_item(source: str, frame: Frame, pp: PreprocessConfig, options: VideoOp
     """A sampled frame as a work item; converted later, in the pipeline's workers."""
     size = frame.size
     factor = reduction_factor(*size, pp) if options.reduced and size else 1
-    return WorkItem(source, partial(model_input, frame.pixels(factor), pp, factor), index, round(ts_ms, 1))
+    return WorkItem(source, partial(model_input, frame.pixels(factor), pp), index, round(ts_ms, 1))
 
 
 def choose_mode(options: VideoOptions, fps: float | None, gop_s: float | None) -> str:
