@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO))
 
 from edgeclass.run.output import family  # noqa: E402
 from edgeclass.run.output.columns import legacy_header  # noqa: E402
-from edgeclass.run.resume import journal_path, open_resume, source_key  # noqa: E402
+from edgeclass.run.journal import journal_path, source_key  # noqa: E402
+from edgeclass.run.resume import open_resume  # noqa: E402
 
 
 def _legacy_output(d: Path, rows: int, top_k: int = 2) -> Path:

@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from edgeclass.results import Prediction, Result, Status  # noqa: E402
 from edgeclass.run.output import family, open_writer  # noqa: E402
-from edgeclass.run.resume import Journal, Record, open_resume, source_key  # noqa: E402
+from edgeclass.run.journal import Journal, Record, source_key  # noqa: E402
+from edgeclass.run.resume import open_resume  # noqa: E402
 
 
 def _old_modules(rev: str) -> types.ModuleType:

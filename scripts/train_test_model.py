@@ -126,7 +126,8 @@ def _batch(rng: np.random.Generator, n: int, pp, variant: str = "shapes"):
 
 
 def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0, batch: int = 32,
-          variant: str = "shapes") -> dict:
+          variant: str = "shapes", threads: int | None = None) -> dict:
+    """Train one test model into ``out_dir``; ``threads``: torch's threads (default: every CPU)."""
     import timm
     import torch
     from safetensors.torch import save_file
@@ -134,7 +135,7 @@ def train(out_dir: Path, steps: int = 400, size: int = TRAIN_SIZE, seed: int = 0
     from edgeclass.media.preprocess import PreprocessConfig
 
     torch.manual_seed(seed)
-    torch.set_num_threads(max(1, len(__import__("os").sched_getaffinity(0))))
+    torch.set_num_threads(threads or max(1, len(__import__("os").sched_getaffinity(0))))
     pp = PreprocessConfig(input_size=(size, size), crop_pct=0.875)
     model = timm.create_model("mobilevitv2_050", num_classes=len(CLASSES))
     opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.02)
@@ -173,8 +174,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=TRAIN_SIZE)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="shapes")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: every CPU)")
     args = ap.parse_args()
-    print(json.dumps(train(args.out_dir, args.steps, args.size, args.seed, variant=args.variant), indent=2))
+    print(json.dumps(train(args.out_dir, args.steps, args.size, args.seed, variant=args.variant,
+                           threads=args.threads), indent=2))
 
 
 if __name__ == "__main__":

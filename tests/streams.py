@@ -101,7 +101,7 @@ def mjpeg_server(fps: float | None = 10.0, frames: int = 1000, frame_at: Callabl
     ``connections`` connections the server answers 503 (a camera that died)."""
     served = [0]
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_GET(self):  # noqa: N802
             served[0] += 1
             if connections is not None and served[0] > connections:
@@ -110,22 +110,32 @@ def mjpeg_server(fps: float | None = 10.0, frames: int = 1000, frame_at: Callabl
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
-            try:
-                for i in range(frames):
-                    data = frame_at(i)
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
-                    self.wfile.write(f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
-                    if fps:
-                        time.sleep(1.0 / fps)
-                self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def log_message(self, *args):
-            pass
+            for i in range(frames):
+                data = frame_at(i)
+                if not self.send(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n"):
+                    return
+                if fps:
+                    time.sleep(1.0 / fps)
 
     with _serving(Handler) as port:
         yield f"http://127.0.0.1:{port}/stream.mjpg"
+
+
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A test server's handler: no access log; a client that hangs up ends the response."""
+
+    def send(self, data: bytes) -> bool:
+        """Write and flush ``data``; False when the client has gone."""
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
+
+    def log_message(self, *args):
+        pass
 
 
 @contextlib.contextmanager
@@ -233,7 +243,7 @@ def live_hls_server(folder: Path, window: int = 6, start_segments: int = 3):
             out.append("#EXT-X-ENDLIST")
         return ("\n".join(out) + "\n").encode()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_GET(self):  # noqa: N802
             name = self.path.rsplit("/", 1)[-1]
             if name.endswith(".m3u8"):
@@ -247,13 +257,7 @@ def live_hls_server(folder: Path, window: int = 6, start_segments: int = 3):
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            try:
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def log_message(self, *args):
-            pass
+            self.send(body)
 
     with _serving(Handler) as port:
         yield f"http://127.0.0.1:{port}/live/index.m3u8"

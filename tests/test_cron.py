@@ -26,11 +26,12 @@ N_IMAGES = 240
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("many")
+    photos = [cv2.imencode(".jpg", cv2.cvtColor(synthetic_photo(1080, 1440, seed=seed), cv2.COLOR_RGB2BGR))[1]
+              for seed in range(17)]  # big enough that a run takes seconds
     for i in range(N_IMAGES):
         sub = d / f"part{i % 3}"
         sub.mkdir(exist_ok=True)
-        img = synthetic_photo(1080, 1440, seed=i % 17)  # big enough that a run takes seconds
-        cv2.imwrite(str(sub / f"img{i:04d}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        (sub / f"img{i:04d}.jpg").write_bytes(photos[i % 17].tobytes())
     return d
 
 

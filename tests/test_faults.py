@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, read_csv, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE
-from edgeclass.run.resume import MAGIC
+from edgeclass.run.journal import MAGIC
 
 FAULTS = REPO / "tests" / "faultinject"
 N = 6

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -103,6 +104,17 @@ class LiveRun:
             self.proc.kill()
             self.proc.wait()
 
+    @contextmanager
+    def driven(self, *servers):
+        """The block that drives the run to its end; after it the run and ``servers`` are gone,
+        also when a wait in it failed."""
+        try:
+            yield self
+        finally:
+            self.kill()
+            for server in servers:
+                server.kill()
+
 
 def _status_rows(rows: list[dict]) -> list[dict]:
     return [row for row in rows if row["status"] != "ok"]
@@ -120,17 +132,13 @@ def test_camera_killed_midrun_beside_a_live_one(tmp_path, trained_model_dir):
     run = LiveRun(tmp_path, live.url, dying.url, "--model", str(trained_model_dir), "--every", "0.5",
                   "--read-timeout", "2", "--open-timeout", "2", "--reconnects", "50",
                   "--metrics-file", str(metrics_file), "--summary-json", str(summary))
-    try:
+    with run.driven(live, dying):
         run.wait_until(lambda: len(run.rows_of(live.url)) >= 2 and len(run.rows_of(dying.url)) >= 2,
                        "rows from both cameras")
         dying.kill()
         run.wait_until(lambda: any(dying.url in line and "(attempt 2/" in line for line in run.err),
                        "the killed camera's first reconnect refused")
         code = run.end(signal.SIGTERM)
-    finally:
-        run.kill()
-        live.kill()
-        dying.kill()
     assert code == 1, "".join(run.err)
     rows = read_csv(run.output)
     dead = [row for row in rows if row["source"] == dying.url]
@@ -214,17 +222,13 @@ def test_covered_camera_is_blank_and_a_moving_one_never_is(tmp_path, trained_mod
     run = LiveRun(tmp_path, black.url, ball.url, "--model", str(trained_model_dir), "--every", "0.2",
                   "--blank-after", "1", "--frozen-after", "1", "--metrics-file", str(metrics_file),
                   "--summary-json", str(summary))
-    try:
+    with run.driven(black, ball):
         run.wait_until(lambda: any(row["status"] == "blank" for row in run.rows_of(black.url))
                        and len(run.rows_of(ball.url)) >= 10, "a blank row and 2 s of the moving camera")
         seen = len(run.rows_of(ball.url))
         # 2 s more: the black camera's frames keep coming, sampled but not classified
         run.wait_until(lambda: len(run.rows_of(ball.url)) >= seen + 10, "more of the moving camera")
         code = run.end(signal.SIGTERM)
-    finally:
-        run.kill()
-        black.kill()
-        ball.kill()
     assert code == 1, "".join(run.err)
     rows = read_csv(run.output)
     black_rows = [row for row in rows if row["source"] == black.url]
@@ -232,6 +236,8 @@ def test_covered_camera_is_blank_and_a_moving_one_never_is(tmp_path, trained_mod
     statuses = [row["status"] for row in black_rows]
     assert statuses[-1] == "blank" and statuses.count("blank") == 1 and set(statuses[:-1]) <= {"ok"}
     assert black_rows[-1]["error"].startswith("blank picture for 1s (brightness within ")
+    assert [line for line in run.err if line.startswith("blank: ")] == [  # said once, as its row
+        f"blank: {black.url}: {black_rows[-1]['error']}\n"]
     assert {row["status"] for row in ball_rows} == {"ok"} and len(ball_rows) >= 20
     m = read_metrics(metrics_file)
     assert metric(m, "edgeclass_source_blank", source=black.url) == 1

@@ -20,10 +20,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, read_with_pandas, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, EXIT_USAGE
 from edgeclass.modelfiles.folder import ModelDir
-from edgeclass.run.output.columns import header, legacy_header
+from edgeclass.run.output.columns import legacy_header
 
 FAULTS = REPO / "tests" / "faultinject"
 FORMATS = {"csv": "out.csv", "jsonl": "out.jsonl", "parquet": "out.parquet"}
@@ -71,14 +71,7 @@ def reference(inputs, trained_model_dir, ids) -> dict[str, dict[str, tuple]]:
 
 def read_rows(path: Path, fmt: str) -> list[tuple]:
     """(source, status, model, top1_label, top1_score) per row, read by pandas, checked by duckdb."""
-    if fmt == "csv":
-        df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
-    elif fmt == "jsonl":
-        df = pd.read_json(path, lines=True, convert_dates=False, dtype=False)
-    else:
-        df = pd.read_parquet(path)
-    assert list(df.columns) == header(K)
-    df = df.astype({"model": "string", "top1_label": "string", "top1_score": "Float64"})
+    df = read_with_pandas(path, fmt, K).astype({"model": "string", "top1_label": "string", "top1_score": "Float64"})
     rows = [(s, st, None if pd.isna(m) else m, None if pd.isna(lab) else lab, None if pd.isna(sc) else f"{sc:.6f}")
             for s, st, m, lab, sc in zip(df["source"], df["status"], df["model"], df["top1_label"], df["top1_score"])]
     by_duckdb = duckdb.sql(f"SELECT source, status, model, top1_label, top1_score FROM '{path}'").fetchall()

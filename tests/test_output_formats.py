@@ -16,10 +16,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, read_with_pandas, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 from edgeclass.modelfiles.folder import ModelDir
-from edgeclass.run.output.columns import column_types, header, source_to_path
+from edgeclass.run.output.columns import column_types, source_to_path
 
 FORMATS = {"csv": "out.csv", "jsonl": "out.jsonl", "parquet": "out.parquet"}
 PANDAS_TYPES = {"int64": "Int64", "float64": "Float64", "string": "string"}
@@ -38,14 +38,7 @@ def folder(tmp_path_factory, image_sets) -> Path:
 
 
 def read_pandas(path: Path, fmt: str, top_k: int) -> pd.DataFrame:
-    if fmt == "csv":
-        df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
-    elif fmt == "jsonl":
-        df = pd.read_json(path, lines=True, convert_dates=False, dtype=False)
-    else:
-        df = pd.read_parquet(path)
-    assert list(df.columns) == header(top_k)
-    df = df.astype({c: PANDAS_TYPES[t] for c, t in column_types(top_k).items()})
+    df = read_with_pandas(path, fmt, top_k).astype({c: PANDAS_TYPES[t] for c, t in column_types(top_k).items()})
     return df.fillna({"error": ""})
 
 

@@ -225,7 +225,7 @@ def class_video(tmp_path_factory):
     (("--every", "0.4", "--full-decode"), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90], 1e-5),
     (("--every", "2.2", "--full-decode"), [0, 55], 1e-5),  # seeking
     (("--keyframes", "--full-decode"), [0, 50], 1e-5),
-    # default: converted at reduced scale (area) + the fast resize, like DCT-scaled JPEGs
+    # default: large frames converted at reduced scale (area) before the resampler, like DCT-scaled JPEGs
     # (how far it moves depends on the freshly trained model: 0.0504 seen on one, so 0.1)
     (("--every", "0.4"), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90], 0.1),
 ])

@@ -10,15 +10,13 @@ from rich.console import Console
 
 from edgeclass.errors import EXIT_USAGE, EdgeclassError
 from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say, with_status
-from edgeclass.cli.options import (
-    AccuracyControl, FastBias, Ignore, IgnoreType, Interpolation, MaxDrop, MaxExpectedDrop, ModelType, ModelTypeChoice,
-    Preset, PresetChoice, QuantizeFlags, SmoothQuant, SubsetSize, Validation,
-)
+from edgeclass.cli.options import Interpolation, QuantizeFlags, with_quantize_options
 from edgeclass.cli.render import print_quantize_report
 
 
 # ----------------------------------------------------------------------------- convert
 @app.command()
+@with_quantize_options
 def convert(
     model: Annotated[str, typer.Option("--model", "-m", help="timm MobileViTv2 name, e.g. mobilevitv2_075.cvnets_in1k.")] = "mobilevitv2_075.cvnets_in1k",
     weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint (.safetensors, .pth, .pt) instead of the hub.")] = None,
@@ -29,17 +27,8 @@ def convert(
     interpolation: Annotated[Optional[Interpolation], typer.Option(help="Resize filter (default: the model's).")] = None,
     int8: Annotated[bool, typer.Option("--int8/--no-int8", help="Also quantize to INT8 with NNCF.")] = True,
     calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
-    subset_size: SubsetSize = 300,
-    preset: Preset = PresetChoice.performance,
-    fast_bias_correction: FastBias = False,
-    model_type: ModelType = ModelTypeChoice.transformer,
-    ignore: Ignore = [],  # noqa: B006 - typer needs a literal default
-    ignore_type: IgnoreType = [],  # noqa: B006
-    smooth_quant_alpha: SmoothQuant = None,
-    max_drop: MaxDrop = 1.0,
-    max_expected_drop: MaxExpectedDrop = 1.0,
-    validation: Validation = None,
-    accuracy_control: AccuracyControl = True,
+    *,
+    quantize_flags: QuantizeFlags,
 ) -> None:
     """Convert MobileViTv2 (hub or checkpoint) to an OpenVINO FP32 IR, then quantize it to INT8."""
     console = err_console()
@@ -61,8 +50,7 @@ def convert(
         interpolation=interpolation.value if interpolation else None,
         int8=int8,
         calibration=calibration,
-        quantize=QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
-                               smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options(),
+        quantize=quantize_flags.options(),
     )
     report = with_status(
         console, "starting", lambda update: do_convert(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {msg}"))
@@ -81,20 +69,12 @@ def convert(
 
 # ----------------------------------------------------------------------------- quantize
 @app.command()
+@with_quantize_options
 def quantize(
     model_dir: Annotated[Path, typer.Argument(help="Model folder holding model_fp32.xml.")],
     calibration: Annotated[Path, typer.Option(help="Folder of calibration images.")] = Path("calibration"),
-    subset_size: SubsetSize = 300,
-    preset: Preset = PresetChoice.performance,
-    fast_bias_correction: FastBias = False,
-    model_type: ModelType = ModelTypeChoice.transformer,
-    ignore: Ignore = [],  # noqa: B006
-    ignore_type: IgnoreType = [],  # noqa: B006
-    smooth_quant_alpha: SmoothQuant = None,
-    max_drop: MaxDrop = 1.0,
-    max_expected_drop: MaxExpectedDrop = 1.0,
-    validation: Validation = None,
-    accuracy_control: AccuracyControl = True,
+    *,
+    quantize_flags: QuantizeFlags,
 ) -> None:
     """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
     from edgeclass.modelfiles.folder import resolve_model_dir
@@ -102,8 +82,7 @@ def quantize(
 
     console = err_console()
     progress_bars_to_stderr()
-    options = QuantizeFlags(subset_size, preset, fast_bias_correction, model_type, ignore, ignore_type,
-                            smooth_quant_alpha, max_drop, max_expected_drop, validation, accuracy_control).options()
+    options = quantize_flags.options()
     report = with_status(
         console, "quantizing", lambda update: quantize_model_dir(resolve_model_dir(model_dir), calibration, options, progress=update)
     )
@@ -115,25 +94,15 @@ def quantize(
 @app.command()
 def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder (default: latest under models/).")] = None) -> None:
     """Show a model folder: model, labels, input, IR files, calibration provenance, INT8 accuracy."""
-    import openvino as ov
-
-    from edgeclass.modelfiles.ir import read_ir
-    from edgeclass.modelfiles.folder import resolve_model_dir
-    from edgeclass.modelfiles.metadata import read_metadata
     from edgeclass.cli.render import files_table, metadata_table
+    from edgeclass.modelfiles.folder import resolve_model_dir
+    from edgeclass.modelfiles.ir import describe_irs
 
     console = Console()
     try:
         md = resolve_model_dir(model_dir)
-        core = ov.Core()
-        shown = False
-        for xml, precision in ((md.fp32_xml, "fp32"), (md.int8_xml, "int8"), (md.int8_rejected_xml, None)):
-            if xml.is_file():
-                meta = read_metadata(read_ir(core, xml))  # a damaged IR is a ModelError (exit 3)
-                console.print(metadata_table(meta, f"{xml.name}", precision and md.model_id(precision)))
-                shown = True
-        if not shown:
-            raise EdgeclassError(f"no IR in {md.path}")
+        for ir in describe_irs(md):  # a damaged IR is a ModelError (exit 3)
+            console.print(metadata_table(ir.metadata, ir.xml.name, ir.model_id))
     except EdgeclassError as exc:
         raise fail(err_console(), exc) from exc
     from edgeclass.cli.render import print_training_report

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import functools
+import inspect
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -112,3 +114,38 @@ class QuantizeFlags:
         )
 
 
+
+
+_QUANTIZE_OPTIONS = {  # QuantizeFlags field: (Typer type, default), in --help order
+    "subset_size": (SubsetSize, 300),
+    "preset": (Preset, PresetChoice.performance),
+    "fast_bias_correction": (FastBias, False),
+    "model_type": (ModelType, ModelTypeChoice.transformer),
+    "ignore": (Ignore, []),
+    "ignore_type": (IgnoreType, []),
+    "smooth_quant_alpha": (SmoothQuant, None),
+    "max_drop": (MaxDrop, 1.0),
+    "max_expected_drop": (MaxExpectedDrop, 1.0),
+    "validation": (Validation, None),
+    "accuracy_control": (AccuracyControl, True),
+}
+assert list(_QUANTIZE_OPTIONS) == [f.name for f in fields(QuantizeFlags)]
+
+
+def with_quantize_options(command):
+    """Give a command the quantize options (the same names, types, defaults and help wherever
+    INT8 is made): its own parameter ``quantize_flags: QuantizeFlags`` is replaced, for Typer, by
+    one option per flag, and the command receives them parsed into one :class:`QuantizeFlags`."""
+    own = inspect.signature(command, eval_str=True)
+    kept = [p for p in own.parameters.values() if p.name != "quantize_flags"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+             for name, (kind, default) in _QUANTIZE_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def parsed(**kwargs):
+        flags = QuantizeFlags(**{name: kwargs.pop(name) for name in _QUANTIZE_OPTIONS})
+        return command(quantize_flags=flags, **kwargs)
+
+    parsed.__signature__ = own.replace(parameters=kept + added)
+    parsed.__annotations__ = {k: v for k, v in command.__annotations__.items() if k != "quantize_flags"}
+    return parsed

@@ -193,7 +193,7 @@ class ProgressReporter:
         self.count += 1
         if not result.ok:
             self.failed += 1
-            if not self.quiet and not self.interactive:
+            if not self.quiet:  # above the progress bar on a terminal
                 self.console.print(f"{result.status.value}: {result.source}: {result.error}", markup=False, highlight=False)
         now = time.monotonic()
         rate = self.count / max(now - self.started, 1e-9)
@@ -234,13 +234,14 @@ def _training_table(report: dict):
     """Held-out summary of an `edgeclass train` report (report.json)."""
     from rich.table import Table
 
+    from edgeclass.model.train.evaluate_report import taken_for
+
     h, t = report["heldout"], report["heldout"]["threshold"]
     table = Table(title="held-out evaluation (edgeclass train)", title_justify="left")
     for col in ("class", "precision", "recall", "images", "most often taken for"):
         table.add_column(col, justify="left" if col in ("class", "most often taken for") else "right")
-    for i, row in enumerate(h["per_class"]):
-        wrong = [(n, report["labels"][j]) for j, n in enumerate(h["confusion"][i]) if j != i and n]
-        taken = f"{max(wrong)[1]} ({max(wrong)[0]})" if wrong else ""
+    for row, taken_as in zip(h["per_class"], taken_for(report)):
+        taken = f"{taken_as[0]} ({taken_as[1]})" if taken_as else ""
         table.add_row(escape(row["label"]), _pct(row["precision"]), _pct(row["recall"]), str(row["support"]), escape(taken))
     table.caption = (f"temperature {report['calibration']['temperature']:.3f}; default --min-score {t['value']:.3f}: "
                      f"{t['unknown']} of {h['images']} held-out images 'unknown', accuracy of the rest {_pct(t['accuracy_kept'])}; "

@@ -48,21 +48,6 @@ def bench(
 
 
 # ----------------------------------------------------------------------------- run
-def _check_run_outputs(output: Path | None, output_format, resume: bool, summary_json: Path | None) -> None:
-    """Everything `run` will write is checked before the model is loaded or an input read."""
-    from edgeclass.run.output import format_for, format_module
-    from edgeclass.run.sink import check_output
-
-    if resume and output is None:
-        raise EdgeclassError("--resume needs --output FILE")
-    fmt = format_for(output, output_format.value if output_format else None)
-    format_module(fmt)  # the parquet extra, when asked for
-    if output is None and fmt == "parquet":
-        raise EdgeclassError("--format parquet needs --output FILE")
-    check_output(output)
-    check_output(summary_json, "--summary-json", create_parent=False)
-
-
 def _sort_options(copy_into: Path | None, link_into: Path | None, hardlink: bool, move: bool):
     """--copy-into/--link-into/--hardlink/--move -> SortOptions (or None); usage errors exit 2."""
     from edgeclass.run.sorting import SortOptions
@@ -134,6 +119,7 @@ def run(
         quiet_native_logging()
     from edgeclass.media.decode import DecodeOptions
     from edgeclass.media.video import VideoOptions
+    from edgeclass.run.ledger import check_outputs
     from edgeclass.run.metrics import check_metrics_file, write_failed_run, write_run_metrics
     from edgeclass.run.runner import RunOptions, write_summary_json
 
@@ -141,7 +127,7 @@ def run(
     metrics_checked, t0 = False, time.time()
     try:
         metrics_checked = check_metrics_file(metrics_file)
-        _check_run_outputs(output, output_format, resume, summary_json)  # before any work
+        check_outputs(output, output_format.value if output_format else None, resume, summary_json)  # before any work
         if keyframes and every_frame:
             raise EdgeclassError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
         if redo_other_models and not resume:

@@ -6,13 +6,13 @@ Files that do not decode are counted and reported, never silently dropped.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from edgeclass.hashing import sha256_bytes
 from edgeclass.media.decode import DecodeOptions, ImageReadError, load_image_tensor
 from edgeclass.errors import CalibrationError
 from edgeclass.media.inputs import walk_sorted
@@ -49,14 +49,14 @@ def list_images(folder: Path) -> list[str]:
 
 def files_hash(paths: list[str]) -> str:
     """sha256 over the sorted (path, size) list: identifies the calibration set."""
-    h = hashlib.sha256()
+    lines = []
     for p in sorted(paths):
         try:
             size = os.path.getsize(p)
         except OSError:
             size = -1
-        h.update(f"{p}\0{size}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
+        lines.append(f"{p}\0{size}\n")
+    return sha256_bytes("".join(lines).encode("utf-8", "surrogateescape"))
 
 
 def even_subset(items: list[str], n: int) -> list[str]:

@@ -5,7 +5,6 @@ Needs the ``convert`` extra (torch, timm, safetensors); nothing else in edgeclas
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import timm
 import torch
 from timm.data import ImageNetInfo, resolve_data_config
 
+from edgeclass.hashing import sha256_file
 from edgeclass.errors import LabelsError, UsageError, WeightsUnavailableError
 from edgeclass.media.preprocess import PreprocessConfig
 
@@ -59,14 +59,6 @@ def read_labels(path: Path) -> tuple[str, ...]:
     if any(not label for label in labels):
         raise LabelsError(f"labels file {path} has an empty line among its labels")
     return tuple(labels)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import openvino as ov
 
 from edgeclass import __version__
 from edgeclass.atomic import replace_group
-from edgeclass.errors import ModelError
+from edgeclass.errors import ModelError, UsageError
 from edgeclass.modelfiles.folder import ModelDir
-from edgeclass.modelfiles.metadata import ModelMetadata, write_metadata
+from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata, write_metadata
 
 
 def versions() -> dict[str, str]:
@@ -48,3 +49,25 @@ def read_ir(core: ov.Core, xml: Path) -> ov.Model:
     except RuntimeError as exc:
         lines = [line for line in str(exc).splitlines() if line.strip()]
         raise ModelError(f"cannot read {xml}: {lines[-1] if lines else exc} (convert the model again)") from exc
+
+
+@dataclass(frozen=True)
+class IrSummary:
+    """One IR of a model folder, as ``edgeclass info`` shows it."""
+
+    xml: Path
+    metadata: ModelMetadata
+    model_id: str | None  # the `model` column of runs with it (None: a rejected INT8 IR, never run)
+
+
+def describe_irs(md: ModelDir, core: ov.Core | None = None) -> list[IrSummary]:
+    """The FP32, INT8 and rejected INT8 IRs a folder holds, each with its metadata (a damaged IR
+    is a :class:`ModelError`; a folder without any IR a :class:`UsageError`)."""
+    core = core or ov.Core()
+    found = []
+    for xml, precision in ((md.fp32_xml, "fp32"), (md.int8_xml, "int8"), (md.int8_rejected_xml, None)):
+        if xml.is_file():
+            found.append(IrSummary(xml, read_metadata(read_ir(core, xml)), precision and md.model_id(precision)))
+    if not found:
+        raise UsageError(f"no IR in {md.path}")
+    return found

@@ -35,7 +35,7 @@ from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Prediction, Result, Status, WorkItem
 from edgeclass.run.pipeline import Done
-from edgeclass.run.resume import SourceKey, file_key
+from edgeclass.run.journal import SourceKey, file_key
 from edgeclass.run.runner import RunOptions, RunSummary, skip_done
 
 INSTALL_HINT = "pip install 'edgeclass[ray]'"
@@ -155,7 +155,7 @@ class RayRun:
         import openvino as ov
 
         from edgeclass.modelfiles.metadata import read_metadata
-        from edgeclass.run.ray_actor import sha256_hex
+        from edgeclass.hashing import sha256_bytes
 
         precision = self.engine.precision or self.model_dir.default_precision()
         xml = self.model_dir.xml_for(precision)
@@ -167,7 +167,7 @@ class RayRun:
             except RuntimeError as exc:
                 raise ModelError(f"cannot read {xml}: {str(exc).splitlines()[0]}") from exc
         self.files_ref = ray.put(files)
-        self.sha256 = {name: sha256_hex(data) for name, data in files.items()}
+        self.sha256 = {name: sha256_bytes(data) for name, data in files.items()}
         return ClusterModel(read_metadata(model), self.model_dir, precision, model_id)
 
     def describe(self) -> str:

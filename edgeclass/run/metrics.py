@@ -226,7 +226,7 @@ def check_metrics_file(path: Path | None) -> bool:
     """Before any work: exit 6 when ``path`` cannot be written. True when there is a file to write."""
     if path is None:
         return False
-    from edgeclass.run.sink import check_output
+    from edgeclass.run.ledger import check_output
 
     check_output(path, "--metrics-file", create_parent=False)
     return True

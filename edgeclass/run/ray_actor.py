@@ -15,7 +15,6 @@ frame, so the driver knows when every range of a video is back.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import threading
@@ -27,6 +26,7 @@ import numpy as np
 
 from edgeclass import __version__
 from edgeclass.atomic import write_bytes
+from edgeclass.hashing import sha256_bytes
 from edgeclass.errors import ModelError
 from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable, load_image_tensor
 from edgeclass.results import Result, Status, WorkItem
@@ -52,20 +52,16 @@ class ActorConfig:
     model_id: str = ""  # the driver's id of the IR (the `model` column the driver writes)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def materialize_model(files: dict[str, bytes], expected: dict[str, str]) -> Path:
     """Write the shipped IR into a per-hash folder on this node; check every file's sha256."""
-    tag = sha256_hex("".join(sorted(expected.values())).encode())[:16]
+    tag = sha256_bytes("".join(sorted(expected.values())).encode())[:16]
     folder = Path(tempfile.gettempdir()) / "edgeclass-ray" / tag
     folder.mkdir(parents=True, exist_ok=True)
     for name, digest in expected.items():
         path = folder / name
-        if not path.is_file() or sha256_hex(path.read_bytes()) != digest:
+        if not path.is_file() or sha256_bytes(path.read_bytes()) != digest:
             write_bytes(path, files[name], durable=False)
-        got = sha256_hex(path.read_bytes())
+        got = sha256_bytes(path.read_bytes())
         if got != digest:
             raise ModelError(f"model file {name} on this worker has sha256 {got[:16]}…, expected {digest[:16]}…")
     return folder

@@ -1,16 +1,8 @@
-"""``--resume``: the journal beside the output, written and read only in this module.
+"""``--resume``: what an output already holds, and keeping output and journal consistent.
 
-``<output>.journal`` is append-only text (UTF-8): a first line ``edgeclass-journal 3``, then one
-tab-separated record per line (file names escaped with ``escape_source(controls=True)``):
-
-* ``D <pos> <size> <mtime_ns> <ctime_ns> <status> <model> <input>``: an input is finished; its
-  rows end at output position ``pos`` (and start at the previous record's position). The size,
-  mtime and ctime are those seen when the input was listed; ``model`` is the id of the model
-  that made its rows (empty: made before model ids); ``input`` is its absolute, normalised path.
-* ``L <pos>``: rows of live sources (streams, cameras) committed up to ``pos``.
-* ``S <pos>``: a checkpoint: output and journal were fsynced with everything up to ``pos``.
-
-The output row is written first, then its record. Whatever a kill leaves, the next run:
+The journal (``<output>.journal``, its format in :mod:`edgeclass.run.journal`) records where each
+finished input's rows end. The output row is written first, then its record. Whatever a kill
+leaves, the next run:
 
 * cuts the output back, in place, to the last record's position (a torn row, or rows written
   just before the kill whose record was not, are dropped and their input redone; a video cut
@@ -47,79 +39,30 @@ from pathlib import Path
 from types import ModuleType
 
 from edgeclass import atomic
-from edgeclass.errors import OutputError
 from edgeclass.media.inputs import classify_path
-from edgeclass.run.output.columns import escape_source, source_to_path
+from edgeclass.run.journal import (
+    Journal,
+    Record,
+    SourceKey,
+    identity,
+    intact_size,
+    journal_bytes,
+    journal_path,
+    journal_version,
+    read_records,
+    read_v1_journal,
+    source_key,
+)
+from edgeclass.run.output.columns import source_to_path
 
-MAGIC = "edgeclass-journal 3"
-MAGIC_V2 = "edgeclass-journal 2"  # the release before model ids: records without a model
 TEMP_TAG = "compact"  # temporaries of compaction and upgrade (a kill's leftovers are removed)
 RETRY_ALWAYS = frozenset({"error"})  # unexpected failures: redone on every run
 RETRY_ON_CHMOD = frozenset({"unreadable"})  # redone when permissions (ctime) change
 LIVE_KINDS = ("stream", "camera")
 
 
-@dataclass(frozen=True)
-class SourceKey:
-    """What identifies an input across runs, and how it looked when listed."""
-
-    identity: str  # absolute normalised path: './a.jpg', 'a.jpg', 'x/../a.jpg' are one input
-    size: int = -1
-    mtime_ns: int = -1
-    ctime_ns: int = -1
-
-
-def identity(path: str) -> str:
-    return os.path.normpath(os.path.abspath(path))
-
-
-def source_key(path: str) -> SourceKey:
-    """The key of ``path`` now ((-1, -1, -1) when it cannot be stat'ed)."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return SourceKey(identity(path))
-    return SourceKey(identity(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-file_key = source_key  # the resume tag an executor attaches to an input's work items
-
-
-def journal_path(output: Path) -> Path:
-    return output.with_name(output.name + ".journal")
-
-
 def _intent_path(output: Path) -> Path:
     return output.with_name(output.name + ".compacting")
-
-
-@dataclass
-class Record:
-    kind: str  # "D", "L" or "S"
-    pos: int
-    key: SourceKey | None = None
-    status: str = ""
-    model: str = ""  # the rows' model (columns.model_text of its id); "" made before model ids
-
-    def line(self) -> str:
-        if self.kind != "D":
-            return f"{self.kind}\t{self.pos}\n"
-        k = self.key
-        return (f"D\t{self.pos}\t{k.size}\t{k.mtime_ns}\t{k.ctime_ns}\t{self.status}\t{self.model}\t"
-                f"{escape_source(k.identity, controls=True)}\n")
-
-
-def _parse(line: str, version: int = 3) -> Record | None:
-    parts = line.split("\t")
-    try:
-        if parts[0] in ("L", "S") and len(parts) == 2:
-            return Record(parts[0], int(parts[1]))
-        if parts[0] == "D" and len(parts) == version + 5:  # version 2: no model field
-            key = SourceKey(source_to_path(parts[-1]), int(parts[2]), int(parts[3]), int(parts[4]))
-            return Record("D", int(parts[1]), key, parts[5], parts[6] if version == 3 else "")
-    except ValueError:
-        return None
-    return None
 
 
 @dataclass
@@ -160,30 +103,8 @@ class ResumeState:
 
 def done_inputs(output: Path) -> set[str]:
     """The inputs (absolute paths) an output already holds (the reader of the writer protocol)."""
-    records, _ = _read_records(journal_path(Path(output)))
+    records, _ = read_records(journal_path(Path(output)))
     return {r.key.identity for r in _latest(records).values()}
-
-
-def _read_records(path: Path) -> tuple[list[Record], int]:
-    """Records of a journal (this version or 2) and the byte length of its intact part (a torn
-    last line is not)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [], 0
-    lines = data.split(b"\n")
-    version = {MAGIC: 3, MAGIC_V2: 2}.get(lines[0].decode("utf-8", "replace"))
-    if version is None:
-        raise OutputError(f"{path} is not an edgeclass journal (or from another version): move it away "
-                          "or write to another --output")
-    records, good = [], len(lines[0]) + 1
-    for raw in lines[1:-1]:  # the last piece is "" or a torn line
-        rec = _parse(raw.decode("utf-8", "surrogateescape"), version)
-        if rec is None:
-            break
-        records.append(rec)
-        good += len(raw) + 1
-    return records, good
 
 
 def _latest(records: list[Record]) -> dict[str, Record]:
@@ -204,44 +125,6 @@ def _valid_prefix(records: list[Record], fmt: ModuleType, output: Path, size: in
     return n
 
 
-class Journal:
-    """Appends records with unbuffered writes; a failed write is cut off again."""
-
-    def __init__(self, path: Path, at: int):
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        if at == 0:
-            os.ftruncate(self._fd, 0)
-            at = len(self._write_at(0, f"{MAGIC}\n"))
-        elif os.fstat(self._fd).st_size != at:
-            os.ftruncate(self._fd, at)  # a torn or invalid tail, cut in place
-        self._good = at
-
-    def _write_at(self, at: int, text: str) -> bytes:
-        data = text.encode("utf-8", "surrogateescape")
-        try:
-            view, off = memoryview(data), at
-            while view:
-                n = os.pwrite(self._fd, view, off)
-                view, off = view[n:], off + n
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, at)
-            raise
-        return data
-
-    def add(self, record: Record) -> None:
-        self._good += len(self._write_at(self._good, record.line()))
-
-    def sync(self) -> None:
-        os.fsync(self._fd)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 def open_resume(output: Path, fmt: ModuleType, top_k: int, model: str = "",
                 redo_other_models: bool = False) -> tuple[ResumeState, Journal]:
     """Validate output + journal, cut torn tails in place, finish an interrupted compaction,
@@ -255,7 +138,7 @@ def open_resume(output: Path, fmt: ModuleType, top_k: int, model: str = "",
     legacy = size > 0 and fmt.is_legacy(output, top_k)  # other columns: OutputError
     if size <= (fmt.legacy_header_size(top_k) if legacy else state.header_end):  # no row: start afresh
         return state, Journal(jpath, 0)
-    version = _journal_version(jpath)
+    version = journal_version(jpath)
     if legacy or version == 2:
         upgraded = _upgrade(output, fmt, top_k, legacy, version)
         state, journal = open_resume(output, fmt, top_k, model, redo_other_models)
@@ -263,11 +146,11 @@ def open_resume(output: Path, fmt: ModuleType, top_k: int, model: str = "",
         return state, journal
     if version != 3:
         adopt(output, fmt, top_k, state.header_end)
-    records, jgood = _read_records(jpath)
+    records, jgood = read_records(jpath)
     n = _valid_prefix(records, fmt, output, size)
     if n < len(records):
-        jgood = len(MAGIC) + 1 + sum(len(r.line().encode("utf-8", "surrogateescape")) for r in records[:n])
         records = records[:n]
+        jgood = intact_size(records)
     latest = _latest(records)
     if len(latest) < sum(r.kind == "D" for r in records):  # a redone input's old rows survived a kill
         removed = compact(output, fmt, top_k, records, state.header_end)
@@ -293,23 +176,13 @@ def _remove_temps(output: Path) -> None:
                         os.unlink(entry.path)
 
 
-def _journal_version(jpath: Path) -> int | None:
-    """3 (this release), 2 (before model ids), 1 (edgeclass 0.1, or not a journal), None (none)."""
-    try:
-        with open(jpath, "rb") as fh:
-            first = fh.readline().rstrip(b"\n")
-    except FileNotFoundError:
-        return None
-    return {MAGIC.encode(): 3, MAGIC_V2.encode(): 2}.get(first, 1)
-
-
 def _upgrade(output: Path, fmt: ModuleType, top_k: int, legacy: bool, version: int | None) -> int:
     """Give an output of the release before model ids this release's layout; returns its rows.
     With its journal (version 2): output and journal replaced together, every committed row kept
     (null model), superseded rows removed, uncommitted ones cut (as any resume would). Without:
     the output alone, every complete row kept, then :func:`adopt` builds the journal."""
     if version == 2:
-        records, _ = _read_records(journal_path(output))
+        records, _ = read_records(journal_path(output))
         records = records[:_valid_prefix(records, fmt, output, fmt.data_size(output))]
         old_header = fmt.legacy_header_size(top_k) if legacy else fmt.header_size(top_k)
         return _rewrite(output, fmt, top_k, records, old_header, legacy)[1]
@@ -322,27 +195,13 @@ def _upgrade(output: Path, fmt: ModuleType, top_k: int, legacy: bool, version: i
     return len(rows)
 
 
-def _read_v1_journal(jpath: Path) -> dict[str, tuple[int, int]]:
-    """Journals of edgeclass 0.1 (``size<TAB>mtime_ns<TAB>source`` lines), for the upgrade."""
-    out: dict[str, tuple[int, int]] = {}
-    try:
-        lines = jpath.read_bytes().decode("utf-8", "surrogateescape").split("\n")[:-1]
-    except FileNotFoundError:
-        return out
-    for line in lines:
-        parts = line.split("\t", 2)
-        if len(parts) == 3 and parts[0].lstrip("-").isdigit() and parts[1].lstrip("-").isdigit():
-            out[identity(source_to_path(parts[2]))] = (int(parts[0]), int(parts[1]))
-    return out
-
-
 def adopt(output: Path, fmt: ModuleType, top_k: int, header_end: int) -> None:
     """Build a journal for an output written without one (a run without --resume, or an
     edgeclass 0.1 journal): every complete row is kept, consecutive rows of one source form one
     record keyed by the old journal's size and mtime, or the file's as it is now, with the model
     its rows name. Once, O(rows)."""
     jpath = journal_path(output)
-    old = _read_v1_journal(jpath)
+    old = read_v1_journal(jpath)
     data = fmt.read_bytes(output)
     records: list[Record] = []
     pos, last = header_end, None
@@ -360,8 +219,7 @@ def adopt(output: Path, fmt: ModuleType, top_k: int, header_end: int) -> None:
             continue
         last = Record("D", pos, key, "ok", model)
         records.append(last)
-    text = MAGIC + "\n" + "".join(r.line() for r in records)
-    atomic.write_bytes(jpath, text.encode("utf-8", "surrogateescape"))
+    atomic.write_bytes(jpath, journal_bytes(records))
 
 
 def compact(output: Path, fmt: ModuleType, top_k: int, records: list[Record], header_end: int) -> int:
@@ -398,15 +256,14 @@ def _rewrite(output: Path, fmt: ModuleType, top_k: int, records: list[Record], h
         pieces.append(seg)
         kept_records.append(Record(r.kind, new_pos, r.key, r.status, r.model))
     new_output = fmt.join(pieces, top_k)
-    journal_text = MAGIC + "\n" + "".join(r.line() for r in kept_records)
-    _replace_pair(output, new_output, journal_text.encode("utf-8", "surrogateescape"))
+    _replace_pair(output, new_output, journal_bytes(kept_records))
     return removed, kept
 
 
 def compact_journaled(output: Path, fmt: ModuleType, top_k: int) -> int:
     """:func:`compact` with the records of the output's journal (the end of a run that redid
     inputs); returns the number of rows removed."""
-    records, _ = _read_records(journal_path(output))
+    records, _ = read_records(journal_path(output))
     return compact(output, fmt, top_k, records, fmt.header_size(top_k))
 
 

@@ -1,4 +1,4 @@
-"""``edgeclass run`` as a library call: inputs -> pipeline -> results (edgeclass.run.sink: output, resume, lock), summary."""
+"""``edgeclass run`` as a library call: inputs -> pipeline -> the results ledger (edgeclass.run.ledger: output, resume journal, lock) -> summary."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from edgeclass.media.inputs import Source, expand_inputs, prefetch, unique_sourc
 from edgeclass.run.metrics import Ticker
 from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
-from edgeclass.run.resume import ResumeState, file_key
-from edgeclass.run.sink import OutputSession
+from edgeclass.run.journal import file_key
+from edgeclass.run.resume import ResumeState
+from edgeclass.run.ledger import open_ledger
 from edgeclass.run.sorting import SortOptions, finish_cut_move, sorters
 from edgeclass.run.stopping import StopState
 
@@ -136,7 +137,7 @@ def work_items(
         if skip_done(source, resume, counts, options.sort):
             continue
         if source.kind == "image":
-            key = file_key(source.path)
+            key = file_key(source.path) if resume is not None else None  # the journal's key (a stat)
             completed.add(source.path)
             yield WorkItem(source.path, partial(load_image_tensor, source.path, pp, options.decode), tag=key)
         else:
@@ -173,7 +174,7 @@ def live_failing(health: dict[str, dict]) -> bool:
     """A live source was down, frozen or blank when the run ended."""
     if not health:
         return False
-    from edgeclass.media.video.live import failing_sources
+    from edgeclass.media.video.health import failing_sources
 
     return bool(failing_sources(health))
 
@@ -249,19 +250,19 @@ def run(
     fmt = output_format(options)
     note = None
     sort_before_row, sort_after_row = sorters(options.sort, reporter.event)  # checks its folder first
-    session = OutputSession(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event,
-                            classifier.model_id, options.redo_other_models)
+    ledger = open_ledger(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event,
+                         classifier.model_id, options.redo_other_models)
     completed: set[str] = set()
     ticker = Ticker(options.metrics_file, counts, classifier, reporter.event)  # the final write: the caller's
     try:
         sources = prefetch(unique_sources(expand_inputs(options.inputs, stdin)), stop.event)
-        dones = execute(sources, classifier, options, session.state, counts, completed, stop, reporter)
+        dones = execute(sources, classifier, options, ledger.state, counts, completed, stop, reporter)
         dones = abstaining(dones, effective_min_score(options, classifier))
         dones = chain(dones, live_closing_rows(counts))  # live sources down at the end
         for done in dones:
             sort_before_row(done.result)
             try:
-                session.write(done.result, done.item.tag, completed)
+                ledger.append(done.result, done.item.tag, completed)
             except BrokenPipeError:
                 stop.stop("broken pipe", EXIT_OK)
                 break
@@ -272,13 +273,13 @@ def run(
                 label = done.result.predictions[0].label
                 per_source[label] = per_source.get(label, 0) + 1
             reporter.result(done.result)
-        note = session.finish(completed, clean=stop.reason is None)
+        note = ledger.commit(completed, clean=stop.reason is None)
     except BaseException:
-        session.abort()
+        ledger.abort()
         raise
     finally:
         ticker.stop()
-        session.close()
+        ledger.close()
 
     summary = RunSummary(
         counts=counts,

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import errno
 import filecmp
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeclass.hashing import sha256_bytes
 from edgeclass.atomic import fsync_dir, publish_new, remove_stale_temps, replace_file, temp_sibling
 from edgeclass.errors import OutputError
 from edgeclass.results import UNKNOWN_LABEL, Result
@@ -83,7 +83,7 @@ def destination(root: Path, label: str, source: Path, mode: str) -> tuple[Path, 
 
 def _hashed_name(source: Path) -> str:
     """The place's name when another file holds ``source``'s own name there."""
-    tag = hashlib.sha256(os.fsencode(source)).hexdigest()[:8]
+    tag = sha256_bytes(os.fsencode(source))[:8]
     return f"{source.stem}~{tag}{source.suffix}"
 
 

@@ -50,7 +50,7 @@ def test_blank_measure_on_real_footage_characteristics():
     """Covered, black and white-out pictures (sensor noise of a few grey levels, an on-screen
     clock) are blank; real photographs are not, also darkened to night levels with gain noise
     or washed out by dense fog; nor is the test pattern's small ball on black."""
-    from edgeclass.media.video.live import BLANK_SPREAD, luma_spread
+    from edgeclass.media.video.picture import BLANK_SPREAD, luma_spread
 
     rng = np.random.default_rng(0)
 
@@ -74,7 +74,7 @@ def test_blank_measure_on_real_footage_characteristics():
 
 
 def test_blank_detector_episodes():
-    from edgeclass.media.video.live import BlankDetector
+    from edgeclass.media.video.picture import BlankDetector
 
     rng = np.random.default_rng(1)
     covered = lambda: rng.integers(18, 26, (30, 40)).astype(np.int16)  # noqa: E731

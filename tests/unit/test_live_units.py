@@ -14,7 +14,7 @@ def test_mask_credentials():
 
 
 def test_live_clock_follows_stream_spacing_but_never_runs_ahead():
-    from edgeclass.media.video.live import LiveClock
+    from edgeclass.media.video.health import LiveClock
 
     clock = LiveClock()
     t0 = clock.opened
@@ -30,7 +30,7 @@ def test_live_clock_follows_stream_spacing_but_never_runs_ahead():
 
 
 def test_frozen_detector_needs_the_same_picture_for_the_whole_delay():
-    from edgeclass.media.video.live import FrozenDetector
+    from edgeclass.media.video.picture import FrozenDetector
 
     rng = np.random.default_rng(0)
     scene = rng.integers(0, 200, (30, 40)).astype(np.int16)

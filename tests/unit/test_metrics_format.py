@@ -7,7 +7,7 @@ import time
 
 def test_source_labels_are_escaped():
     """A source name with a quote, a backslash and a newline survives the text format."""
-    from edgeclass.media.video.live import SourceHealth
+    from edgeclass.media.video.health import SourceHealth
     from edgeclass.run.metrics import RunMetrics, render
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -1,5 +1,5 @@
 """The `model` column and resume across models, in process: outputs and journals written as the
-release before model ids wrote them, opened by the real OutputSession (lock, resume, writers),
+release before model ids wrote them, opened by the real results ledger (lock, resume, writers),
 rows as Results (no model, no subprocess)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 
 from edgeclass.results import Prediction, Result, Status
 from edgeclass.run.output.columns import header, legacy_header
-from edgeclass.run.resume import MAGIC, journal_path, source_key
-from edgeclass.run.sink import OutputSession
+from edgeclass.run.journal import MAGIC, journal_path, source_key
+from edgeclass.run.ledger import Ledger, open_ledger
 
 OLD_MODEL, NEW_MODEL = "shapes@0123456789ab", "shapes@ba9876543210"
 
@@ -63,18 +63,18 @@ def read(out: Path, fmt: str) -> list[dict]:
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def session(out: Path, fmt: str, model: str, redo: bool = False) -> tuple[OutputSession, list[str]]:
+def session(out: Path, fmt: str, model: str, redo: bool = False) -> tuple[Ledger, list[str]]:
     events: list[str] = []
-    return OutputSession(out, fmt, 2, True, None, events.append, model, redo), events
+    return open_ledger(out, fmt, 2, True, None, events.append, model, redo), events
 
 
-def classify(s: OutputSession, sources: list[str], label: str) -> int:
+def classify(s: Ledger, sources: list[str], label: str) -> int:
     """Write a row for every source the session does not find done; returns how many."""
     done: set[str] = set()
     todo = [x for x in sources if not s.state.is_done(x)]
     for x in todo:
-        s.write(_result(x, label, 0.9), source_key(x), done)
-    s.finish(done, clean=True)
+        s.append(_result(x, label, 0.9), source_key(x), done)
+    s.commit(done, clean=True)
     s.close()
     return len(todo)
 

@@ -81,3 +81,13 @@ def test_temperature_is_recovered_and_a_perfect_split_does_not_push_it_to_zero()
     t = fit_temperature(perfect, np.arange(24) % 3)
     assert 0.1 < t < 1.0
     assert default_threshold(softmax(perfect / t), np.arange(24) % 3) == 0.9  # capped, not 1.0
+
+
+def test_taken_for_names_the_most_frequent_wrong_label():
+    from edgeclass.model.train.evaluate_report import taken_for
+
+    report = {"labels": ["cat", "dog", "fox"],
+              "heldout": {"confusion": [[8, 1, 3],   # cats taken for foxes 3 times
+                                        [0, 9, 0],   # dogs never wrong
+                                        [2, 2, 5]]}}  # foxes: a tie, the later label
+    assert taken_for(report) == [("fox", 3), None, ("dog", 2)]

@@ -2,8 +2,9 @@
 
 ``reader``: the one reader abstraction (PyAV for files and streams, OpenCV for cameras);
 ``files``: sampling plans for files (seek, sequential, key frames); ``live``: concurrent live
-sources with per-source queues, watchdog, health and frozen-picture detection; ``options``:
-the settings and credential masking (no video library imported).
+sources with per-source queues and a watchdog; ``health``: a live source's health and clock;
+``picture``: frozen and blank pictures; ``options``: the settings and credential masking (no
+video library imported).
 
 The names below are imported from their modules on first use, so a run over images only (which
 builds a :class:`VideoOptions`) does not import the video readers.

@@ -12,8 +12,8 @@
 * A frozen picture (the same frame for ``--frozen-after`` seconds, as cameras do when the sensor
   hangs) is a ``frozen`` row, once per episode; frozen frames are not classified meanwhile.
 * A blank picture (nearly uniform for ``--blank-after`` seconds: a covered lens, black, a
-  white-out; see :func:`luma_spread`) is a ``blank`` row, once per episode; blank frames are not
-  classified meanwhile, and a blank picture is never called frozen.
+  white-out; see :mod:`edgeclass.media.video.picture`) is a ``blank`` row, once per episode;
+  blank frames are not classified meanwhile, and a blank picture is never called frozen.
 * A source that is down when the run ends (``--duration``, ``--max-runtime``, a signal), or never
   delivered a frame, gets one row with its last failure's status ("down since <time>, N
   reconnects"); :meth:`LiveHub.close` gives the rows the pipeline could no longer take after a stop.
@@ -27,172 +27,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import numpy as np
 
 from edgeclass.media.inputs import Source
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.media.video.files import failure_item, frame_item
+from edgeclass.media.video.health import LiveClock, SourceHealth, iso_time
 from edgeclass.media.video.options import VideoOptions, mask_credentials
+from edgeclass.media.video.picture import BlankDetector, FrozenDetector
 from edgeclass.media.video.reader import Frame, ReadFailure, open_reader
 from edgeclass.results import Result, Status, WorkItem
 
-FROZEN_MEAN_DIFF = 0.5  # grey levels: below this mean |difference| two pictures are the same
-BLANK_SPREAD = 24  # grey levels: a picture whose brightness (all but its darkest and brightest
-#                    BLANK_TAIL_PERCENT) spans fewer levels than this is blank (--blank-after's help)
-BLANK_TAIL_PERCENT = 1.0  # ignored at each end: an on-screen clock on a covered camera, hot pixels
-RESYNC_S = 10.0  # stream time further than this from the clock: re-anchor (a reconnect, a jump)
 WATCHDOG_PERIOD_S = 0.5
-
-
-@dataclass
-class SourceHealth:
-    frames_read: int = 0  # decoded (or grabbed) frames
-    frames_sampled: int = 0
-    dropped: int = 0  # sampled frames dropped as stale (inference behind)
-    rows: int = 0  # frame rows handed to the writer
-    reconnects: int = 0
-    frozen: int = 0  # frozen-picture episodes
-    blank: int = 0  # blank-picture episodes
-    picture: str = "ok"  # the picture now: ok, frozen or blank
-    last_frame_at: float | None = None  # time.monotonic()
-    state: str = "starting"  # starting, reading, reconnecting, finished, failed, abandoned
-    errors: list[str] = field(default_factory=list)
-    down_since: float | None = field(default_factory=time.time)  # wall time; None while frames arrive
-    last_failure: tuple[Status, str] | None = None  # why the last connection broke
-
-    @property
-    def up(self) -> bool:
-        """Delivering frames (a frozen or blank picture is up: frames arrive)."""
-        return self.down_since is None and self.state not in ("failed", "abandoned")
-
-    def to_dict(self, now: float) -> dict:
-        age = None if self.last_frame_at is None else round(now - self.last_frame_at, 3)
-        return {"frames_read": self.frames_read, "frames_sampled": self.frames_sampled, "dropped": self.dropped,
-                "rows": self.rows, "reconnects": self.reconnects, "frozen": self.frozen, "blank": self.blank,
-                "picture": self.picture, "up": self.up,
-                "down_since": None if self.down_since is None else iso_time(self.down_since),
-                "last_frame_age_s": age, "state": self.state, "errors": self.errors[-5:]}
-
-
-def iso_time(wall: float) -> str:
-    """Local time with its UTC offset, to the second (row texts, health)."""
-    return datetime.fromtimestamp(wall, timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def failing_sources(health: dict[str, dict]) -> list[str]:
-    """Live sources that were down, frozen or blank when the run ended (the run exits 1)."""
-    return [name for name, h in health.items() if not h["up"] or h["picture"] != "ok"]
-
-
-def luma_spread(grid: np.ndarray) -> int:
-    """Grey levels spanned by a picture's point-sampled brightness once its darkest and brightest
-    ``BLANK_TAIL_PERCENT`` are set aside: near 0 for a covered lens, a black or a white-out
-    picture even with sensor noise and a camera's on-screen clock; tens of levels for anything
-    a camera can see, at night too (auto gain stretches a dark scene)."""
-    at_most = np.cumsum(np.bincount(grid.ravel(), minlength=256))  # samples at or below each level
-    k = int(grid.size * BLANK_TAIL_PERCENT / 100.0)
-    lo, hi = np.searchsorted(at_most, (k, grid.size - 1 - k), side="right")  # the k-th darkest, k-th brightest
-    return int(hi) - int(lo)
-
-
-class FrozenDetector:
-    """Same picture (point-sampled brightness) for ``after_s`` seconds -> frozen, once per episode."""
-
-    def __init__(self, after_s: float):
-        self.after_s = after_s
-        self.ref: np.ndarray | None = None
-        self.ref_t = 0.0
-        self.frozen = False
-
-    def update(self, grid: np.ndarray, t: float) -> str | None:
-        """"frozen" when an episode starts, "recovered" when it ends, else None."""
-        if self.after_s <= 0:
-            return None
-        same = self.ref is not None and self.ref.shape == grid.shape and \
-            float(np.abs(grid - self.ref).mean()) < FROZEN_MEAN_DIFF
-        if not same:
-            self.ref, self.ref_t = grid, t
-            if self.frozen:
-                self.frozen = False
-                return "recovered"
-            return None
-        if not self.frozen and t - self.ref_t >= self.after_s:
-            self.frozen = True
-            return "frozen"
-        return None
-
-    def reset(self) -> bool:
-        """Forget the reference picture; True when a frozen episode ends with it."""
-        was, self.frozen, self.ref = self.frozen, False, None
-        return was
-
-
-class BlankDetector:
-    """A nearly uniform picture (:func:`luma_spread` below ``BLANK_SPREAD``) for ``after_s``
-    seconds -> blank, once per episode; it ends with the first picture that is not uniform."""
-
-    def __init__(self, after_s: float):
-        self.after_s = after_s
-        self.since: float | None = None  # when the current run of uniform pictures began
-        self.spread: int | None = None  # of the last picture
-        self.blank = False
-
-    @property
-    def uniform(self) -> bool:
-        """The last picture was nearly uniform (whether or not long enough to be blank)."""
-        return self.spread is not None and self.spread < BLANK_SPREAD
-
-    def update(self, grid: np.ndarray, t: float) -> str | None:
-        """"blank" when an episode starts, "recovered" when it ends, else None."""
-        if self.after_s <= 0:
-            return None
-        self.spread = luma_spread(grid)
-        if not self.uniform:
-            self.since = None
-            if self.blank:
-                self.blank = False
-                return "recovered"
-            return None
-        if self.since is None:
-            self.since = t
-        if not self.blank and t - self.since >= self.after_s:
-            self.blank = True
-            return "blank"
-        return None
-
-
-class LiveClock:
-    """Milliseconds since the source was first opened: the stream's own frame spacing when it
-    has timestamps (a burst of buffered frames keeps its spacing), but never ahead of the clock
-    (a burst on connect or a timestamp jump cannot sample faster than real time), never backwards,
-    and re-anchored when far behind it."""
-
-    def __init__(self):
-        self.opened = time.monotonic()
-        self.anchor: float | None = None  # clock ms minus stream ms
-        self.last = 0.0
-
-    def new_session(self) -> None:
-        self.anchor = None
-
-    def ms(self, stream_s: float | None, now: float) -> float:
-        clock_ms = (now - self.opened) * 1000.0
-        if stream_s is None:
-            t = clock_ms
-        else:
-            stream_ms = stream_s * 1000.0
-            if self.anchor is None or clock_ms - (self.anchor + stream_ms) > RESYNC_S * 1000.0:
-                self.anchor = clock_ms - stream_ms
-            t = self.anchor + stream_ms
-            if t > clock_ms:  # running ahead: slide the anchor back
-                self.anchor, t = clock_ms - stream_ms, clock_ms
-            if t < self.last:  # a jump backwards: carry on from the last time
-                self.anchor, t = self.last - stream_ms, self.last
-        self.last = max(self.last, t)
-        return t
 
 
 class LiveReader:
@@ -253,7 +100,7 @@ class LiveReader:
         return None
 
     def _status_row(self, status: Status, message: str, frame: int | None = None, ts: float | None = None) -> None:
-        self.hub.log(f"{status.value}: {self.name}: {message}")
+        """A status row for the output (the run's reporter says it when the row is written)."""
         self._put(failure_item(self.name, status, message, frame, ts), is_frame=False)
 
     def abandon(self, hung_s: float) -> None:

@@ -22,7 +22,7 @@ class VideoOptions:
     queue_size: int = 4  # sampled frames waiting for inference, per live source
     frozen_after_s: float = 60.0  # same picture this long on a live source: a `frozen` row (0: off)
     blank_after_s: float = 60.0  # nearly uniform picture this long on a live source: a `blank` row (0: off)
-    reduced: bool = True  # large frames converted at 1/2, 1/4, 1/8 scale (area) + fast resize (--full-decode: exact)
+    reduced: bool = True  # large frames converted at 1/2, 1/4, 1/8 scale (area) before the resampler (--full-decode: full size)
     decoder_threads: int = 0  # FFmpeg decoder threads per video (0: FFmpeg's default, one per CPU); `run --threads`
     #                           also makes each colour conversion single-threaded (the workers are the parallelism)
 

@@ -16,7 +16,8 @@ import torch
 from edgeclass.errors import WeightsUnavailableError
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.model import timm_loader
-from edgeclass.model.timm_loader import check_model_name, sha256_file
+from edgeclass.hashing import sha256_file
+from edgeclass.model.timm_loader import check_model_name
 
 
 @dataclass

@@ -57,6 +57,16 @@ def most_confused(
     return out
 
 
+def taken_for(report: dict[str, Any]) -> list[tuple[str, int] | None]:
+    """Per class of a report's held-out confusion matrix: the label its images were most often
+    taken for and how many (the larger label index wins a tie), or None when none was wrong."""
+    out: list[tuple[str, int] | None] = []
+    for i, row in enumerate(report["heldout"]["confusion"]):
+        wrong = [(n, report["labels"][j]) for j, n in enumerate(row) if j != i and n]
+        out.append((max(wrong)[1], max(wrong)[0]) if wrong else None)
+    return out
+
+
 def threshold_figures(probs: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, Any]:
     """What abstaining below ``threshold`` does on the held-out images."""
     kept = probs.max(axis=1) >= threshold

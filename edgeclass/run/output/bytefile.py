@@ -1,9 +1,6 @@
-"""Appending rows to a line-oriented file (CSV, JSON lines) so a failure never leaves half a row.
-
-Each row is one unbuffered ``os.write`` sequence; after every row the file ends on a row
-boundary. If a write fails (disk full, file-size limit) the partial row is cut off again, so
-the rows already written stay intact. :meth:`ByteRowWriter.position` is the byte offset after
-the last complete row: the resume journal records it.
+"""Rows of the line-oriented formats (CSV, JSON lines): to a file through the ledger's append-only
+file (:mod:`.appendfile`: a failure never leaves half a row; :meth:`ByteRowWriter.position`, the
+byte offset after the last complete row, is what the resume journal records), or to stdout.
 """
 
 from __future__ import annotations
@@ -13,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from edgeclass.results import Result
+from edgeclass.run.output.appendfile import AppendFile
 from edgeclass.run.output.columns import header, legacy_header, row_values
 
 
@@ -26,53 +24,31 @@ def _keys(line: bytes) -> list[str]:
 
 
 class ByteRowWriter:
+    """Rows of a line-oriented format appended to a file (:class:`AppendFile`: whole rows only)."""
+
     def __init__(self, fmt: ModuleType, path: Path, top_k: int, at: int | None = None, model: str | None = None):
         """``at=None``: a new file (truncated); ``at=N``: append after cutting the file back to N
         bytes (0 or a missing file: the header is written first). ``model``: every row's
         ``model`` column (:func:`~edgeclass.run.output.columns.model_text`)."""
-        self.fmt, self.path, self.top_k, self.model = fmt, Path(path), top_k, model
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if at is None else 0)
-        self._fd: int | None = os.open(self.path, flags, 0o644)
-        if at is not None and os.fstat(self._fd).st_size != at:
-            os.ftruncate(self._fd, at)  # a torn or uncommitted tail, cut in place
-        self._good = at or 0
-        os.lseek(self._fd, self._good, os.SEEK_SET)
-        if self._good == 0:
-            self._write(fmt.encode_header(top_k))
-
-    def _write(self, data: bytes) -> None:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-        except OSError:
-            try:
-                os.ftruncate(self._fd, self._good)
-                os.lseek(self._fd, self._good, os.SEEK_SET)
-            except OSError:
-                pass
-            raise
-        self._good += len(data)
+        self.fmt, self.top_k, self.model = fmt, top_k, model
+        self._file = AppendFile(path, at, fmt.encode_header(top_k))
+        self.path = self._file.path
 
     def append(self, result: Result) -> None:
-        self._write(self.fmt.encode_row(row_values(result, self.top_k, self.model), self.top_k))
+        self._file.write(self.fmt.encode_row(row_values(result, self.top_k, self.model), self.top_k))
 
     def position(self) -> int:
-        return self._good
+        return self._file.position
 
     def truncate(self, position: int) -> None:
         """Cut uncommitted rows off the end (a video cut short by a stop)."""
-        os.ftruncate(self._fd, position)
-        os.lseek(self._fd, position, os.SEEK_SET)
-        self._good = position
+        self._file.truncate(position)
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        self._file.sync()
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._file.close()
 
 
 class StreamRowWriter:

@@ -1,14 +1,25 @@
-"""Where ``edgeclass run``'s rows go: output checks, lock, resume journal, commits, clean finish.
+"""The results ledger: where ``edgeclass run``'s rows go, behind one interface.
+
+    ledger = open_ledger(output, fmt, top_k, resume, ...)   # checks, lock, resume journal, writer
+    ledger.state                    # with --resume: what the output already holds (skips)
+    ledger.append(result, key, completed)   # one row; commits finished inputs in the journal
+    ledger.commit(completed, clean) # the end of a run: commit, cut, fsync, replace or rebuild
+    ledger.abort()                  # after an error: keep only committed rows
+    ledger.close()                  # files and lock
+
+Where rows go:
 
 * stdout: rows flushed one by one.
 * ``-o FILE`` without ``--resume``: rows go to ``.FILE.partial`` beside it, which replaces FILE
   only when every input was processed (a stop, a kill or an error keeps the previous FILE and
   leaves the partial results beside it, said in the message).
 * ``-o FILE --resume``: rows are appended to FILE; after the rows of each finished input a
-  journal record commits them (:mod:`edgeclass.run.resume`). Checkpoints fsync output then
-  journal at most every ``SYNC_EVERY_S`` and at the end of every run (the fsync policy).
+  journal record commits them (:mod:`edgeclass.run.journal`, :mod:`edgeclass.run.resume`).
+  Checkpoints fsync output then journal at most every ``SYNC_EVERY_S`` and at the end of every
+  run (the fsync policy). Row files and the journal are both :class:`AppendFile` s.
 
 Every row carries the run's model id (the ``model`` column), and so does its journal record.
+:func:`check_outputs` is what ``run`` checks before it loads a model or reads an input.
 """
 
 from __future__ import annotations
@@ -20,13 +31,14 @@ import time
 from pathlib import Path
 
 from edgeclass import atomic
-from edgeclass.errors import OutputError
+from edgeclass.errors import OutputError, UsageError
 from edgeclass.media.inputs import classify_path
 from edgeclass.results import Result
 from edgeclass.run import output as formats
 from edgeclass.run.lock import OutputLock
 from edgeclass.run.output.columns import model_text
-from edgeclass.run.resume import Record, ResumeState, SourceKey, compact_journaled, open_resume
+from edgeclass.run.journal import Record, SourceKey
+from edgeclass.run.resume import ResumeState, compact_journaled, open_resume
 
 SYNC_EVERY_S = float(os.environ.get("EDGECLASS_SYNC_EVERY_S", "10"))  # seconds between checkpoints
 
@@ -54,7 +66,30 @@ def check_output(path: Path | None, what: str = "--output", create_parent: bool 
         raise OutputError(f"cannot write {what} {path}: permission denied")
 
 
-class OutputSession:
+def check_outputs(output: Path | None, fmt: str | None, resume: bool, summary_json: Path | None = None) -> str:
+    """Everything ``run`` will write, checked before the model is loaded or an input read;
+    returns the output format (``fmt``, else from the extension)."""
+    if resume and output is None:
+        raise UsageError("--resume needs --output FILE")
+    fmt = formats.format_for(output, fmt)
+    formats.format_module(fmt)  # the parquet extra, when asked for
+    if output is None and fmt == "parquet":
+        raise UsageError("--format parquet needs --output FILE")
+    check_output(output)
+    check_output(summary_json, "--summary-json", create_parent=False)
+    return fmt
+
+
+def open_ledger(output: Path | None, fmt: str, top_k: int, resume: bool, stdout, event, model: str = "",
+                redo_other_models: bool = False) -> Ledger:
+    """The ledger of one run: ``output`` None writes to ``stdout``; ``event`` receives messages
+    for the user (a taken-over lock, what resume cut or upgraded); ``model`` is the run's model
+    id; ``redo_other_models`` (with ``resume``): inputs whose rows came from another model are
+    classified again, their old rows superseded."""
+    return Ledger(output, fmt, top_k, resume, stdout, event, model, redo_other_models)
+
+
+class Ledger:
     def __init__(self, output: Path | None, fmt: str, top_k: int, resume: bool, stdout, event, model: str = "",
                  redo_other_models: bool = False):
         """``model``: the run's model id (every row's ``model`` column); ``redo_other_models``:
@@ -119,7 +154,7 @@ class OutputSession:
                         f"(their inputs are redone); removed {self.state.superseded} superseded rows")
 
     # ------------------------------------------------------------------ writing
-    def write(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
+    def append(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
         """Append one row; commit finished inputs in the journal (``key`` None: a live source)."""
         if self.journal is not None and key is not None and self._pending and self._pending[0] != key:
             self._commit_pending(completed)
@@ -180,7 +215,7 @@ class OutputSession:
         return OutputError(f"cannot write results to {self.output or 'stdout'}: {exc.strerror or exc}; {kept}{hint}")
 
     # ------------------------------------------------------------------ finishing
-    def finish(self, completed: set[str], clean: bool) -> str | None:
+    def commit(self, completed: set[str], clean: bool) -> str | None:
         """Commit what is complete, cut what is not, fsync; on a clean finish without --resume
         the partial file replaces the output. Returns a message for the user, if any."""
         if self.output is None:
