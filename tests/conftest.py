@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -98,23 +99,34 @@ def _start_training() -> None:
 
 
 def _trained(variant: str) -> Path:
-    """A briefly trained 4-class mobilevitv2_050 (scripts/train_test_model.py), cached."""
+    """A briefly trained 4-class mobilevitv2_050 (scripts/train_test_model.py), cached. Test
+    workers (pytest -n) share the cache: one trains, the others wait for it under a lock."""
     out = _model_cache(variant)
-    if not (out / "train_info.json").exists():
-        _start_training()
-        proc = _TRAINING.pop(variant)
-        tmp = out.with_name(out.name + ".tmp")
-        if proc.wait() != 0:
-            raise RuntimeError(f"training the {variant} test model failed: "
-                               + tmp.with_name(tmp.name + ".log").read_text()[-3000:])
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-        tmp.with_name(tmp.name + ".log").unlink()
+    if (out / "train_info.json").exists():
+        return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".training.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "train_info.json").exists():
+            _start_training()
+            for name in list(_TRAINING):  # every model started here, before the lock goes
+                _collect(name)
     return out
 
 
+def _collect(variant: str) -> None:
+    out = _model_cache(variant)
+    tmp = out.with_name(out.name + ".tmp")
+    if _TRAINING.pop(variant).wait() != 0:
+        raise RuntimeError(f"training the {variant} test model failed: "
+                           + tmp.with_name(tmp.name + ".log").read_text()[-3000:])
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    tmp.with_name(tmp.name + ".log").unlink()
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Trainings started for models no test asked for in the end: stopped with the session."""
+    """Trainings still running (a session interrupted while waiting): stopped with it."""
     for proc in _TRAINING.values():
         proc.kill()
         proc.wait()

@@ -262,3 +262,23 @@ def test_compare_bad_input_exits_with_a_message(models, validation, tmp_path):
         proc = run_cli(*args)
         assert proc.returncode == code, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_compare_keeps_the_decoding_libraries_quiet_unless_verbose(models, tmp_path):
+    """Files on which libpng and libjpeg print their own warnings: compare's stderr has only its
+    own lines (as run's), and the libraries' lines come back with --verbose."""
+    import numpy as np
+    from make_hostile_corpus import noisy_files
+
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    photo = np.ascontiguousarray(train_test_model.make_image(0, np.random.default_rng(3), (120, 160))[:, :, ::-1])
+    for name, (data, _, _) in noisy_files(photo).items():
+        if name in ("garbled_scan.jpg", "bad_iccp.png"):
+            (folder / name).write_bytes(data)
+    args = ("compare", str(models["colours"]), str(models["renamed"]), str(folder), "--no-cache")
+    quiet, verbose = run_cli(*args), run_cli(*args, "--verbose")
+    assert quiet.returncode == verbose.returncode == 0, quiet.stderr
+    for line in ("libpng warning: iCCP", "Corrupt JPEG data"):
+        assert line not in quiet.stderr and line in verbose.stderr, (line, verbose.stderr)
+    assert " on 2 images;" in quiet.stdout  # both noisy files decoded and compared

@@ -40,6 +40,8 @@ class ModelTypeChoice(str, enum.Enum):
 
 Interpolation = _choices("Interpolation", INTERPOLATIONS)
 
+Verbose = Annotated[bool, typer.Option("--verbose", help="Also let the decoding libraries (OpenCV, libpng, libjpeg, libtiff, Pillow) print their own warnings on stderr.")]
+
 
 SubsetSize = Annotated[int, typer.Option(help="Calibration images used at most (NNCF subset_size).", min=1)]
 Preset = Annotated[PresetChoice, typer.Option(help="NNCF preset: performance (symmetric) or mixed (asymmetric activations).")]

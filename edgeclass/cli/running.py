@@ -14,7 +14,7 @@ from rich.console import Console
 
 from edgeclass.errors import EXIT_OK, EdgeclassError
 from edgeclass.cli.app import EXIT_CODES_HELP, app, err_console, fail, say
-from edgeclass.cli.options import OutputFormat, Precision
+from edgeclass.cli.options import OutputFormat, Precision, Verbose
 
 
 # ----------------------------------------------------------------------------- bench
@@ -86,7 +86,7 @@ def run(
     summary_json: Annotated[Optional[Path], typer.Option(help="Write counts, timing and model as JSON here.")] = None,
     metrics_file: Annotated[Optional[Path], typer.Option(help="Prometheus metrics for node_exporter's textfile collector (name it *.prom): rows by status, duration, exit code, last success, model, live sources up/frames/reconnects; replaced atomically every 15 s and at the end.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", help="Also let the decoding libraries (OpenCV, libpng, libjpeg, libtiff, Pillow) print their own warnings on stderr.")] = False,
+    verbose: Verbose = False,
     every: Annotated[float, typer.Option(min=0.001, help="Videos/streams: one frame per this many seconds of media time.", rich_help_panel="Video and streams")] = 1.0,
     every_frame: Annotated[Optional[int], typer.Option(min=1, help="Video files: one frame every N frames (instead of --every).", rich_help_panel="Video and streams")] = None,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Live sources: stop after N frame rows written.", rich_help_panel="Video and streams")] = None,
@@ -149,6 +149,7 @@ def run(
             sort=_sort_options(copy_into, link_into, hardlink, move),
             redo_other_models=redo_other_models,
             metrics_file=metrics_file,
+            quiet_libraries=not verbose,
         )
         summary = _classify(console, options, _RunPlace(model, precision, threads, cache_dir, no_cache, ray_address,
                                                        ray_segment), max_runtime, quiet)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from edgeclass.cli.app import app, err_console, fail, say
-from edgeclass.cli.running import Precision
+from edgeclass.cli.options import Precision, Verbose
 from edgeclass.errors import AccuracyGateError, EdgeclassError, UsageError
 
 COMPARE_EXIT_CODES = (
@@ -40,12 +40,17 @@ def compare(
     reduced_decode: Annotated[bool, typer.Option("--reduced-decode/--full-decode", help="Decode large JPEGs at 1/2, 1/4, 1/8 scale (as run).")] = True,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Compiled-model cache (default ~/.cache/edgeclass/ov_cache).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not cache compiled models.")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Run OLD and NEW on the same images (each decoded once): agreement, flips, per-label changes;
     with --validation, both accuracies, the paired difference with its 95% interval, and a verdict."""
     from edgeclass.media.imageheader import set_opencv_pixel_limit
 
     set_opencv_pixel_limit(max_pixels)  # before anything imports cv2
+    if not verbose:
+        from edgeclass.media.quiet import quiet_native_logging
+
+        quiet_native_logging()
     from edgeclass.compare.run import CompareOptions, compare as do_compare
     from edgeclass.engine import default_cache_dir
     from edgeclass.media.decode import DecodeOptions

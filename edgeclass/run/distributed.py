@@ -228,7 +228,7 @@ class RayRun:
         ctx.print_on_execution_start = False
         config = ActorConfig([self.files_ref], self.sha256, self.model.precision, self.cpus, options.top_k,
                              options.decode, options.video or VideoOptions(), self.engine.cache_dir is not None,
-                             model_id=self.model.model_id)
+                             model_id=self.model.model_id, quiet_libraries=options.quiet_libraries)
         items = [{"seq": u.seq, "kind": u.kind, "path": os.fsencode(u.source), "start_ms": u.start_ms,
                   "end_ms": math.nan if u.end_ms is None else u.end_ms} for u in window]
         # blocks of at most BATCH units, and at least 4 per actor so every actor has work queued

@@ -50,6 +50,7 @@ class ActorConfig:
     cache: bool = True  # compiled-model cache in the worker's ~/.cache/edgeclass/ov_cache
     version: str = __version__
     model_id: str = ""  # the driver's id of the IR (the `model` column the driver writes)
+    quiet_libraries: bool = False  # the decoding libraries' stderr lines off (Ray forwards them to the driver)
 
 
 def materialize_model(files: dict[str, bytes], expected: dict[str, str]) -> Path:
@@ -92,6 +93,10 @@ class RayClassifier:
             raise ModelError(f"edgeclass {__version__} on this worker, {config.version} on the driver: install the same version")
         from edgeclass.media.workers import prepare_decode_workers
 
+        if config.quiet_libraries:
+            from edgeclass.media.quiet import quiet_native_logging
+
+            quiet_native_logging()
         prepare_decode_workers(config.cpus)  # as `run --threads`: this actor's share of the node
         folder = materialize_model(ray.get(config.ir_ref[0]), config.sha256)
         core = ov.Core()

@@ -44,6 +44,7 @@ class RunOptions:
     sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
     redo_other_models: bool = False  # --resume: classify again inputs whose rows came from another model
     metrics_file: Path | None = None  # --metrics-file: rewritten every 15 s while the run goes on
+    quiet_libraries: bool = False  # the decoding libraries' own stderr lines off (the CLI: unless --verbose), Ray actors too
 
 
 @dataclass
