@@ -125,6 +125,19 @@ def _collect(variant: str) -> None:
     tmp.with_name(tmp.name + ".log").unlink()
 
 
+# The end-to-end files with the longest serial wall time first (2 cores, 2026-11-30): in two
+# workers (`-n 2 --dist loadfile`) files are handed out in collection order, so the long ones
+# start early instead of ending the run alone on one worker.
+LONGEST_FIRST = ("test_accuracy.py", "test_int8_gate.py", "test_ray.py", "test_train.py", "test_video.py",
+                 "test_model_updates.py", "test_convert.py", "test_quantize.py", "test_live_failures.py",
+                 "test_faults.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Trainings still running (a session interrupted while waiting): stopped with it."""
     for proc in _TRAINING.values():

@@ -21,9 +21,27 @@ app = typer.Typer(
 )
 
 
+LOG_WIDTH = 200  # columns for tables written to logs and pipes (not a terminal)
+
+
 def err_console() -> Console:
-    # soft_wrap: messages stay on one line (greppable in cron logs); tables still fit the width
-    return Console(stderr=True, soft_wrap=True)
+    """Messages, progress and tables for people (stderr)."""
+    return _console(stderr=True)
+
+
+def out_console() -> Console:
+    """What a command prints as its answer (stdout: `info`, `bench`, `compare`, `promote`)."""
+    return _console(stderr=False)
+
+
+def _console(stderr: bool) -> Console:
+    """soft_wrap: messages stay on one line (greppable in cron logs). On a terminal tables fit its
+    width; in logs and pipes they take their natural width up to ``LOG_WIDTH`` columns (or a wider
+    COLUMNS), so a path in a table is not cut to "…" at rich's default of 80."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, LOG_WIDTH)
+    return console
 
 
 def progress_bars_to_stderr() -> None:

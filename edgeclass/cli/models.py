@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from edgeclass.errors import EXIT_USAGE, EdgeclassError
-from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say, with_status
+from edgeclass.cli.app import app, err_console, fail, out_console, progress_bars_to_stderr, say, with_status
 from edgeclass.cli.options import Interpolation, QuantizeFlags, with_quantize_options
 from edgeclass.cli.render import print_quantize_report
 
@@ -98,7 +97,7 @@ def info(model_dir: Annotated[Optional[Path], typer.Argument(help="Model folder 
     from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.modelfiles.ir import describe_irs
 
-    console = Console()
+    console = out_console()
     try:
         md = resolve_model_dir(model_dir)
         for ir in describe_irs(md):  # a damaged IR is a ModelError (exit 3)

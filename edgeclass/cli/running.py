@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from edgeclass.errors import EXIT_OK, EdgeclassError
-from edgeclass.cli.app import EXIT_CODES_HELP, app, err_console, fail, say
+from edgeclass.cli.app import EXIT_CODES_HELP, app, err_console, fail, out_console, say
 from edgeclass.cli.options import OutputFormat, Precision, Verbose
 
 
@@ -44,7 +44,7 @@ def bench(
     if json_out:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        Console().print(bench_table(report))
+        out_console().print(bench_table(report))
 
 
 # ----------------------------------------------------------------------------- run

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from edgeclass.cli.app import app, err_console, fail, say
+from edgeclass.cli.app import app, err_console, fail, out_console, say
 from edgeclass.cli.options import Precision, Verbose
 from edgeclass.errors import AccuracyGateError, EdgeclassError, UsageError
 
@@ -73,7 +73,7 @@ def compare(
             outcome = do_compare(old, new, options, progress=lambda n, total: status.update(f"comparing: {n}/{total} images"))
     except EdgeclassError as exc:
         raise fail(console, exc) from exc
-    _print_comparison(Console(soft_wrap=True), console, outcome)
+    _print_comparison(out_console(), console, outcome)
     if outcome.comparison.refused:
         raise fail(console, AccuracyGateError(f"NEW refused: {outcome.comparison.summary()}"))
 
@@ -133,4 +133,4 @@ def promote(
         say(console, "warning:", f"promoted despite the compare that refused it (--force): {done.verdict.get('summary')}")
     if done.changed:
         what = "rolled back" if rollback else "promoted"
-        Console().print(f"{what}: {link} -> {done.target} (was {done.previous or 'nothing'})", highlight=False)
+        out_console().print(f"{what}: {link} -> {done.target} (was {done.previous or 'nothing'})", highlight=False)

@@ -13,9 +13,11 @@ The writer protocol (what ``edgeclass run`` and the distributed executor write t
     writer.close()
 
 ``model`` is the text of every row's ``model`` column (:func:`.columns.model_text` of the
-run's model id; None writes null). ``at`` comes from the resume journal (:mod:`edgeclass.run.resume`), which records a position
-after each finished input; :func:`edgeclass.run.resume.done_inputs` is the reader that returns
-the set of inputs already in an output.
+run's model id; None writes null). ``at`` comes from the resume journal
+(:mod:`edgeclass.run.journal`), which records a position after each finished input;
+:func:`edgeclass.run.resume.done_inputs` returns the set of inputs already in an output. Row
+files are written through :class:`.appendfile.AppendFile`, as the journal is; the run writes
+through the results ledger (:mod:`edgeclass.run.ledger`), not through this module directly.
 """
 
 from __future__ import annotations
