@@ -7,7 +7,9 @@ OpenVINO's benchmark_app (inference only, THROUGHPUT hint):
 
     limit = C / (C / benchmark_app_fps + 1 / decode_rate_one_thread)
 
-Every `run` figure is printed as a ratio against that limit (goal: >= 0.9). Also printed:
+Every `run` figure is printed as a ratio against that limit (goal: >= 0.9), the median of
+several rounds (each round measures benchmark_app, decoding and `run` again, so a ratio is taken
+within one round), with its range over the rounds. Also printed:
 start-up of a one-image `run` (wall and CPU seconds, medians of 5) against a minimal OpenVINO
 script doing the same job (import openvino, cv2, numpy; compile from the cache; one inference;
 goal: <= 1.3x), and optionally peak memory on 1,000 vs 10,000 images (--rss).
@@ -16,7 +18,7 @@ Input classes: small JPEGs (256-350 px, random sizes), 1080p JPEGs, 12 MP JPEGs,
 Precisions: int8, and bf16 where the CPU has it (AVX512_BF16/AMX).
 The model: mobilevitv2_075 with random weights (speed does not depend on them), made once.
 
-Usage: python benchmarks/throughput.py [--model mobilevitv2_075] [--work DIR] [--quick] [--rss]
+Usage: python benchmarks/throughput.py [--model mobilevitv2_075] [--work DIR] [--quick] [--repeat N] [--rss]
 Needs the convert extra (torch, timm) the first time, to make the model.
 """
 
@@ -197,17 +199,19 @@ def measure(args) -> dict:
     cores = len(os.sched_getaffinity(0))
     precisions = ["int8"] + (["bf16"] if has_bf16() else [])
     seconds = 8 if args.quick else 15
+    repeat = args.repeat or (1 if args.quick else 3)
     res: dict = {"cpu": cpu_name(), "cores": cores, "date": time.strftime("%Y-%m-%d"), "model": args.model,
-                 "benchmark_app": {}, "decode": {}, "run": {}}
-    for p in precisions:
-        xml = model / ("model_int8.xml" if p == "int8" else "model_fp32.xml")
-        print(f"benchmark_app {p} ...", flush=True)
-        res["benchmark_app"][p] = benchmark_app(xml, seconds, p)
-    for name, folder in folders.items():
-        print(f"{name}: decode, run ...", flush=True)
-        res["decode"][name] = decode_rate(folder, 100)
+                 "repeat": repeat, "benchmark_app": {}, "decode": {}, "run": {}}
+    for r in range(repeat):  # rounds: each figure is the median of its rounds (the host's speed drifts)
         for p in precisions:
-            res["run"][f"{name}/{p}"] = edgeclass_run(model, folder, p, work)
+            xml = model / ("model_int8.xml" if p == "int8" else "model_fp32.xml")
+            print(f"[{r + 1}/{repeat}] benchmark_app {p} ...", flush=True)
+            res["benchmark_app"].setdefault(p, []).append(benchmark_app(xml, seconds, p))
+        for name, folder in folders.items():
+            print(f"[{r + 1}/{repeat}] {name}: decode, run ...", flush=True)
+            res["decode"].setdefault(name, []).append(decode_rate(folder, 100))
+            for p in precisions:
+                res["run"].setdefault(f"{name}/{p}", []).append(edgeclass_run(model, folder, p, work))
     print("start-up ...", flush=True)
     res["startup"] = startup(model, next(iter(sorted(folders["small JPEG"].iterdir()))), work)
     if args.rss:
@@ -224,14 +228,17 @@ def measure(args) -> dict:
 def report(res: dict) -> None:
     cores = res["cores"]
     print(f"\n{res['model']} on {res['cpu']}, {cores} cores, {res['date']}; images/s (higher is better)")
+    med = statistics.median
+    print(f"  medians of {res['repeat']} rounds; run/limit also as the range over the rounds")
     for p, fps in res["benchmark_app"].items():
-        print(f"  benchmark_app {p} (inference only){'':18} {fps:8.1f}")
-    print(f"\n  {'input class / precision':28} {'decode 1 thr':>12} {'limit':>8} {'run':>8} {'run/limit':>10}")
-    for key, fps in res["run"].items():
+        print(f"  benchmark_app {p} (inference only){'':18} {med(fps):8.1f}")
+    print(f"\n  {'input class / precision':28} {'decode 1 thr':>12} {'limit':>8} {'run':>8} {'run/limit':>10} {'range':>11}")
+    for key, runs in res["run"].items():
         name, p = key.split("/")
-        decode = res["decode"][name]
-        limit = cores / (cores / res["benchmark_app"][p] + 1 / decode)
-        print(f"  {key:28} {decode:12.1f} {limit:8.1f} {fps:8.1f} {fps / limit:10.2f}")
+        limits = [cores / (cores / app + 1 / decode) for app, decode in zip(res["benchmark_app"][p], res["decode"][name])]
+        ratios = [fps / limit for fps, limit in zip(runs, limits)]
+        print(f"  {key:28} {med(res['decode'][name]):12.1f} {med(limits):8.1f} {med(runs):8.1f} {med(ratios):10.2f} "
+              f"{min(ratios):5.2f}-{max(ratios):.2f}")
     s = res["startup"]
     print(f"\n  one-image run: {s['run_wall_s']:.2f} s wall, {s['run_cpu_s']:.2f} s CPU; minimal OpenVINO script "
           f"{s['minimal_wall_s']:.2f} s wall, {s['minimal_cpu_s']:.2f} s CPU: "
@@ -247,7 +254,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="mobilevitv2_075")
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgeclass-bench"))
-    ap.add_argument("--quick", action="store_true", help="smaller sets, shorter benchmark_app runs")
+    ap.add_argument("--quick", action="store_true", help="smaller sets, shorter benchmark_app runs, one round")
+    ap.add_argument("--repeat", type=int, default=0, help="rounds (default 3; 1 with --quick)")
     ap.add_argument("--rss", action="store_true", help="also peak memory on 1,000 and 10,000 images")
     args = ap.parse_args()
     res = measure(args)

@@ -171,6 +171,9 @@ class RequestPool:
         # not through OpenVINO's Python input dispatcher (type checks and a Tensor per call)
         static = compiled.input(0).get_partial_shape().is_static
         self._inputs = {id(r): r.get_input_tensor(0).data for r in self._free} if static else None
+        # and each request's output buffer (static shapes: the plugin writes into the same memory)
+        out_static = static and compiled.output(0).get_partial_shape().is_static
+        self._outputs = {id(r): r.get_output_tensor(0).data for r in self._free} if out_static else None
         self._inflight: deque = deque()
         self.size = size
         self.wait_s = 0.0  # time spent waiting for requests to finish
@@ -184,7 +187,7 @@ class RequestPool:
         request, tag = self._inflight.popleft()
         try:
             self._wait(request)
-            out = request.get_output_tensor(0).data[0].copy()
+            out = (self._outputs[id(request)] if self._outputs else request.get_output_tensor(0).data)[0].copy()
         except RuntimeError as exc:  # this input's row says so; the run goes on
             out = InferenceFailure(_first_line(exc))
         self._free.append(request)
@@ -229,4 +232,4 @@ def top_k_predictions(probs: np.ndarray, k: int, labels: tuple[str, ...]) -> tup
     kth = np.partition(probs, n - k)[n - k]
     candidates = np.flatnonzero(probs >= kth)
     idx = candidates[np.argsort(-probs[candidates], kind="stable")][:k]
-    return tuple(Prediction(int(i), labels[int(i)], float(probs[int(i)])) for i in idx)
+    return tuple(Prediction(i, labels[i], score) for i, score in zip(idx.tolist(), probs[idx].tolist()))

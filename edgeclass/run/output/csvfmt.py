@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 
 from edgeclass.run.output.columns import MODEL, header, legacy_header
 
@@ -35,9 +36,7 @@ def encode_row(values: list, top_k: int) -> bytes:
             texts.append(f"{v:.6f}")
         else:
             texts.append(str(v))
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(texts)
-    return buf.getvalue().encode("utf-8")
+    return _encode(texts)
 
 
 def _rows(data: bytes, width: int):
@@ -51,9 +50,19 @@ def _rows(data: bytes, width: int):
         return
 
 
+_LINE = threading.local()  # a CSV writer and its buffer per thread, reused row after row
+
+
 def _encode(row: list[str]) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(row)  # our own rows round-trip exactly
+    """One CSV record (our own rows round-trip exactly through :func:`_rows` and back)."""
+    line = getattr(_LINE, "state", None)
+    if line is None:
+        buf = io.StringIO()
+        line = _LINE.state = (buf, csv.writer(buf, lineterminator="\n"))
+    buf, writer = line
+    buf.seek(0)
+    buf.truncate()
+    writer.writerow(row)
     return buf.getvalue().encode("utf-8")
 
 
