@@ -127,7 +127,8 @@ def resolve_model_dir(path: Path | None) -> ModelDir:
     if path.is_file() and path.suffix == ".xml":
         path = path.parent
     if not path.is_dir():
-        raise ModelNotFoundError(f"model folder {path} does not exist")
+        raise ModelNotFoundError(f"{path} is a file, not a model folder" if path.exists()
+                                 else f"model folder {path} does not exist")
     if not _is_model_dir(path):
         raise ModelNotFoundError(f"{path} holds no {FP32_XML} or {INT8_XML}: run `edgeclass convert` first")
     real = path.resolve()
