@@ -57,15 +57,19 @@ def decode_with_pillow(data: bytes, fmt: str, max_pixels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     _setup(Image)
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own check (it refuses at twice this, unread)
+    # --max-pixels is checked below on the declared size, before any pixel is decoded (open reads
+    # the header only). Pillow's own process-wide limit is only ever raised to it, never lowered:
+    # lowering it would limit every other use of Pillow in the process.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
     formats = [name for name in _PILLOW_FORMATS.get(fmt, _OTHER_FORMATS) if name in Image.OPEN]
     if not formats:
         raise FallbackError(Status.UNSUPPORTED, f"Pillow has no {fmt.upper()} decoder", identified=False)
     try:
         image = Image.open(io.BytesIO(data), formats=formats)
-    except Image.DecompressionBombError:
-        raise FallbackError(Status.TOO_LARGE, f"the image declares far more pixels than the limit {max_pixels} "
-                            "(--max-pixels)") from None
+    except Image.DecompressionBombError:  # over twice Pillow's own default limit (about 179 MP)
+        raise FallbackError(Status.TOO_LARGE, f"the image declares more pixels than Pillow opens "
+                            f"({2 * (Image.MAX_IMAGE_PIXELS or 0)})") from None
     except UnidentifiedImageError:
         raise FallbackError(Status.CORRUPT, "Pillow does not recognise it either", identified=False) from None
     except Exception as exc:  # noqa: BLE001  (a plugin's refusal of untrusted bytes, any type)

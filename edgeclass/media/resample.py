@@ -10,15 +10,26 @@ quantised to fixed point (``precompute_coeffs`` + ``normalize_coeffs_8bpc`` in P
 crop), then applies each pass as
 
     gather (``np.take``: the input lines each block of outputs reads, one copy)
-    -> one batched matrix product (``np.matmul``: every block in one call)
-    -> rounding to 8 bits with saturation (``cv2.add`` into ``CV_8U``).
+    -> one batched float32 matrix product (``np.matmul``: every block in one call)
+    -> rounding to 8 bits with saturation (``cv2.max`` + ``cv2.convertScaleAbs``), twice: at the
+       float32 value minus and plus its error bound
+    -> the few outputs whose two roundings differ, recomputed exactly in float64 ("settled").
 
-Exactness, hence determinism: the weights are PIL's integers divided by a power of two, so
-every product and every partial sum is exactly representable in float64 (8-bit pixel x 22-bit
-weight, sums far below 2**53). The products are therefore exact whatever order BLAS adds them
-in, with one thread or many, with or without FMA: the same bytes always give the same crop,
-equal to PIL's own integer arithmetic. The final ``+ 2**-23`` makes OpenCV's round-half-even
-agree with PIL's round-half-up (values are multiples of 2**-22).
+Exactness, hence determinism. The weights are PIL's integers divided by 2**22 (at most 23
+significant bits: exact in float32). In float64 every product and partial sum is exact (8-bit
+pixel x 22-bit weight, sums far below 2**53), whatever order BLAS adds them in. In float32 they
+are not, but the error of any float32 dot product of ``n`` terms, in any order, with or without
+FMA, is at most ``gamma_n * sum |w_t x_t|`` (``gamma_n = n u / (1 - n u)``, ``u = 2**-24``;
+Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1), here at most
+``gamma_span * 255 * max sum |w|`` = the plan's ``slack`` (plus a margin for the rounding of the
+``+- slack`` itself). So the exact value lies within ``slack`` of the float32 one: where the
+float32 value rounded down by ``slack`` and up by ``slack`` gives the same 8-bit value, that is
+PIL's value (a half-way tie ``k + 0.5``, which PIL rounds up, would lie strictly inside the
+interval and make the two differ); where they differ (about 0.1 % of outputs), the output is
+recomputed from the same gathered pixels in float64, exactly, and rounded half up as PIL does.
+Every output is therefore PIL's own, on any CPU, with one BLAS thread or many: the same bytes
+always give the same crop. Float32 halves the memory the products stream through (the decode
+workers share the cache with OpenVINO's inference threads) and is 10-15 % faster alone.
 
 Channels stay interleaved (OpenCV's BGR order): a pass works on lines of ``3 * length``
 values, so each block product is ``(outputs x span) @ (span x 3*length)``. The horizontal pass
@@ -35,9 +46,10 @@ import cv2
 import numpy as np
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
-_ROUND_UP = 2.0 ** -(_PRECISION_BITS + 1)  # makes round-half-even round halves up, as PIL does
 _BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, the zero-padded products grow
-_DTYPE = np.float64
+_UNIT = 2.0 ** -24  # float32's unit roundoff
+# covers the rounding of ``value +- slack`` inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
+_SLACK_MARGIN = 2.0 ** -13
 _CHUNK_VALUES = 1 << 21  # gathered values per product: bounds memory on large images (16 MiB)
 # multiply-adds per matrix product: below OpenBLAS's threshold for lending a product its own
 # threads, so a resize runs in the calling thread only (the decode workers are the parallelism)
@@ -66,7 +78,9 @@ class AxisPlan:
     """How to resample one axis to outputs ``first .. first + count - 1``."""
 
     index: np.ndarray  # (blocks * span,) input lines gathered, block after block
-    weights: np.ndarray  # (blocks, _BLOCK, span) PIL's fixed-point weights / 2**22
+    weights: np.ndarray  # (blocks, _BLOCK, span) PIL's fixed-point weights / 2**22, float64
+    weights32: np.ndarray  # the same, float32 (exactly: at most 23 significant bits)
+    slack: float  # bound on |float32 product - exact value| for every output, plus a margin
     count: int
     lines: tuple[int, int]  # [first, last) input lines any output reads
 
@@ -103,16 +117,21 @@ def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation
     start = xmin.min(axis=1)
     offset = xmin - start[:, None]  # where each output's taps sit in its block's span
     span = int((offset.max(axis=1) + taps).max())
-    dense = np.zeros((blocks, _BLOCK, span), dtype=_DTYPE)
+    dense = np.zeros((blocks, _BLOCK, span), dtype=np.float64)
     rows = np.arange(blocks)[:, None, None]
     outs = np.arange(_BLOCK)[None, :, None]
     dense[rows, outs, offset[:, :, None] + np.arange(taps)[None, None, :]] = w
     index = np.minimum(start[:, None] + np.arange(span)[None, :], in_size - 1)  # past the end: weight 0
     lo, hi = int(index.min()), int(index.max()) + 1
     index = index.reshape(-1) - lo
-    for arr in (dense, index):
+    dense32 = dense.astype(np.float32)
+    if not np.array_equal(dense32, dense):  # PIL's weights have at most 23 significant bits
+        raise AssertionError("resampling weights not exact in float32")
+    gamma = span * _UNIT / (1.0 - span * _UNIT)
+    slack = gamma * 255.0 * float(np.abs(dense).sum(axis=2).max()) + _SLACK_MARGIN
+    for arr in (dense, dense32, index):
         arr.setflags(write=False)  # shared by every call through the cache
-    return AxisPlan(index, dense, count, (lo, hi))
+    return AxisPlan(index, dense, dense32, slack, count, (lo, hi))
 
 
 def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
@@ -126,10 +145,32 @@ def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
 
 
 def _product(plan: AxisPlan, flat: np.ndarray) -> np.ndarray:
-    gathered = np.take(flat, plan.index, axis=0).astype(_DTYPE)  # uint8 gathered: a quarter of the bytes
+    gathered = np.take(flat, plan.index, axis=0).astype(np.float32)  # uint8 gathered: a quarter of the bytes
     gathered = gathered.reshape(plan.weights.shape[0], plan.weights.shape[2], -1)
-    out = np.matmul(plan.weights, gathered).reshape(-1, flat.shape[1])[: plan.count]
-    return cv2.add(out, _ROUND_UP, dtype=cv2.CV_8U)
+    # clamped at 0 first: convertScaleAbs saturates at 255 but takes |x| (negatives are 0 in PIL)
+    out = cv2.max(np.matmul(plan.weights32, gathered).reshape(-1, flat.shape[1])[: plan.count], 0.0)
+    low = cv2.convertScaleAbs(out, alpha=1.0, beta=-plan.slack)
+    high = cv2.convertScaleAbs(out, alpha=1.0, beta=plan.slack)
+    _settle(plan, gathered, low, high)
+    return low
+
+
+def _settle(plan: AxisPlan, gathered: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
+    """Where float32 could not decide the rounding (``low != high``), write the exact value into
+    ``low``: the float64 dot product of the same weights and pixels, rounded half up, clipped."""
+    flat_low, flat_high = low.reshape(-1), high.reshape(-1)
+    whole = flat_low.size - flat_low.size % 8  # compared 8 bytes at a time: a 64-bit word each
+    words = np.flatnonzero(flat_low[:whole].view(np.uint64) != flat_high[:whole].view(np.uint64))
+    candidates = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    if whole < flat_low.size:
+        candidates = np.concatenate([candidates, np.arange(whole, flat_low.size)])
+    undecided = candidates[flat_low[candidates] != flat_high[candidates]]
+    if undecided.size == 0:
+        return
+    row, column = np.divmod(undecided, low.shape[1])
+    block, output = np.divmod(row, _BLOCK)
+    exact = np.einsum("ij,ij->i", plan.weights[block, output], gathered[block, :, column].astype(np.float64))
+    flat_low[undecided] = np.clip(np.floor(exact + 0.5), 0.0, 255.0)
 
 
 def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:

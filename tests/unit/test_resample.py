@@ -71,3 +71,29 @@ def test_plans_are_cached_and_read_only():
     assert not a.weights.flags.writeable and not a.index.flags.writeable
     # each output's weights sum to one (PIL's fixed point: to within 2**-22 per tap)
     assert np.allclose(a.weights.sum(axis=2).reshape(-1)[: a.count], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("interpolation", sorted(FILTERS))
+def test_half_way_values_round_up_as_pillow_does(interpolation):
+    # columns alternating a, a+1 halved: every horizontal output is exactly a + 0.5 in PIL's
+    # fixed point (bilinear: (a + 3(a+1) + 3a + (a+1)) / 8). float32 cannot decide those (a tie
+    # sits inside the error bound), so each is settled in float64 and rounded up, as PIL does;
+    # round-half-even would give a for every even a.
+    base = np.arange(0, 250, 5, dtype=np.uint8)[:, None] + (np.arange(64) % 2).astype(np.uint8)[None, :]
+    img = np.repeat(base[:, :, None], 3, axis=2)
+    ours = resample_crop(img, img.shape[0], 32, 0, 0, img.shape[0], 32, interpolation)
+    assert np.array_equal(ours, _pil(img, img.shape[0], 32, interpolation))
+    if interpolation == "bilinear":
+        assert np.array_equal(ours[:, 1:-1, 0], np.repeat(base[:, :1] + 1, 30, axis=1))
+
+
+@pytest.mark.parametrize("in_size,out_size", [(300, 288), (333, 288), (4000, 288), (97, 288)])
+def test_the_float32_error_bound_holds(in_size, out_size):
+    plan = axis_plan(in_size, out_size, 0, out_size, "bicubic")
+    rng = np.random.default_rng(in_size)
+    lines = rng.integers(0, 256, (plan.lines[1] - plan.lines[0], 600)).astype(np.float64)
+    lines[:, :300] = np.where(lines[:, :300] > 127, 255.0, 0.0)  # hard edges: the largest sums of |w x|
+    gathered = lines[plan.index].reshape(plan.weights.shape[0], plan.weights.shape[2], -1)
+    exact = np.matmul(plan.weights, gathered)
+    single = np.matmul(plan.weights32, gathered.astype(np.float32)).astype(np.float64)
+    assert 0 < np.abs(single - exact).max() < plan.slack
