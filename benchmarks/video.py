@@ -178,7 +178,9 @@ def keyframe_items(video: Path, pp, options, scan: bool):
 
 
 def keyframe_run(classifier, video: Path, options, scan: bool):
-    """One pipeline run, after start-up: (wall s, CPU s, CPU s of the reader's thread, rows, mode)."""
+    """One pipeline run, after start-up: (wall s, CPU s, CPU s of reading in the feeding thread, rows,
+    mode). Key-frame seeking on a long file reads every other sample in a second thread (KeyLane):
+    that reading is in the process CPU, not in the feeding thread's."""
     from edgeclass.run.pipeline import Pipeline
 
     pp = classifier.metadata.preprocess
@@ -217,8 +219,8 @@ def keyframe_seek(video: Path, model: Path, classifier, minutes: float, every: f
         rows, mode = runs[scan][-1][3], runs[scan][-1][4]
         name = "before: key-frame scan" if scan else f"after: {mode}"
         bound = max(reader[scan], cpu[scan] / cores)  # on idle cores: the reader's thread, or all the work spread
-        print(f"   {name:24s} {len(rows):3d} rows in {wall[scan]:5.2f}s wall, {cpu[scan]:5.2f}s CPU, of which the "
-              f"reader's thread {reader[scan]:5.2f}s (after start-up): {length / wall[scan]:6.1f}x real time; "
+        print(f"   {name:24s} {len(rows):3d} rows in {wall[scan]:5.2f}s wall, {cpu[scan]:5.2f}s CPU, of which reading "
+              f"in the feeding thread {reader[scan]:5.2f}s (after start-up): {length / wall[scan]:6.1f}x real time; "
               f"on {cores} idle cores at most {length / bound:.0f}x" + ("" if scan else " (goal >= 300x)"), flush=True)
     same = all(r[3] == runs[True][0][3] for r in runs[True] + runs[False])
     print(f"   after vs before: {wall[True] / wall[False]:.2f}x faster (wall), {cpu[True] / cpu[False]:.2f}x less CPU; "

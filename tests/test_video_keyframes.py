@@ -100,6 +100,32 @@ def test_one_key_packet_decoded_per_sample(files, fmt, monkeypatch):
         assert len(decoded) == len(rows) == len(first_keys_after(full_decode(files[fmt]), every))
 
 
+@pytest.mark.parametrize("fmt", ["mp4", "ts"])
+def test_a_second_reader_takes_every_other_sample_and_the_rows_stay_the_same(files, fmt, monkeypatch):
+    """Long files read every other sample on a second reader (KeyLane, its own thread): the
+    rows are those of one reader, each key frame decoded once, and both readers decoded some.
+    (The fixture is short: the lane's minimum number of samples is lowered to 1 here.)"""
+    from edgeclass.media.video import keyseek
+    from edgeclass.media.video.files import KeyPackets
+
+    monkeypatch.setattr(keyseek, "MIN_LANE_SAMPLES", 1)
+    threads = []
+    real_decode = KeyPackets._decode
+    monkeypatch.setattr(KeyPackets, "_decode",
+                        lambda self, p: threads.append(threading.current_thread().name) or real_decode(self, p))
+    reference = full_decode(files[fmt])
+    for every in [e for e in EVERY if e >= GOP / FPS]:
+        threads.clear()
+        expected = first_keys_after(reference, every)
+        mode, rows = sampled(files[fmt], every)
+        assert mode == "keyframe-seek"
+        assert [(r[0], r[2]) for r in rows] == [(n, n) for n, _ in expected], every
+        assert len(threads) == len(rows)
+        if len(rows) > 1:
+            assert "edgeclass-keylane" in threads and threading.current_thread().name in threads
+    assert not [t for t in threading.enumerate() if t.name == "edgeclass-keylane"]  # every lane closed
+
+
 def test_mpegts_fixture_has_no_index(files):
     import av
 
@@ -137,11 +163,14 @@ def test_ranges_give_the_rows_of_the_whole_file(files, fmt, every):
     assert [r[0] for r in pieces] == [n for n, _ in first_keys_after(reference, every)]
 
 
-def test_a_failed_seek_falls_back_to_the_scan(files, monkeypatch):
+@pytest.mark.parametrize("min_lane_samples", [6, 1])
+def test_a_failed_seek_falls_back_to_the_scan(files, monkeypatch, min_lane_samples):
     """FFmpeg refusing to seek (fault injected at the reader's seek): the key-frame scan takes
     over where the demuxing stopped, same rows."""
+    from edgeclass.media.video import keyseek
     from edgeclass.media.video.reader import AvReader
 
+    monkeypatch.setattr(keyseek, "MIN_LANE_SAMPLES", min_lane_samples)  # 1: with a second reader too
     calls = []
     monkeypatch.setattr(AvReader, "seek", lambda self, t: calls.append(t) or False)
     for fmt in ("mp4", "ts"):
@@ -151,12 +180,15 @@ def test_a_failed_seek_falls_back_to_the_scan(files, monkeypatch):
         assert [r[0] for r in rows] == [r[2] for r in rows] == [0, 75, 125]
 
 
-def test_seeks_that_land_late_are_redone_earlier(files, monkeypatch):
+@pytest.mark.parametrize("min_lane_samples", [6, 1])
+def test_seeks_that_land_late_are_redone_earlier(files, monkeypatch, min_lane_samples):
     """A seek landing after the key frame it is for (as MPEG-TS seeks can) is redone further
     back, not taken: seeks forced to land 2.5 s (two GOPs and more) late still give the right
     rows (a landing on a key frame after the target is late too: an earlier one may qualify)."""
+    from edgeclass.media.video import keyseek
     from edgeclass.media.video.reader import AvReader
 
+    monkeypatch.setattr(keyseek, "MIN_LANE_SAMPLES", min_lane_samples)  # 1: with a second reader too
     real_seek = AvReader.seek
     monkeypatch.setattr(AvReader, "seek", lambda self, t: real_seek(self, t + 2.5 if t > -1e6 else t))
     for fmt in ("mp4", "ts"):

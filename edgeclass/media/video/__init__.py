@@ -1,7 +1,9 @@
 """Video files and live sources (RTSP, HTTP MJPEG/HLS, cameras) as work items for the pipeline.
 
 ``reader``: the one reader abstraction (PyAV for files and streams, OpenCV for cameras);
-``files``: sampling plans for files (seek, sequential, key frames); ``live``: concurrent live
+``files``: sampling plans for files (seek, sequential, key frames); ``keyseek``: key frames at
+the cost of the samples (one key packet decoded per sample, two readers on long files);
+``samples``: what a sample is and the arithmetic of sample times; ``live``: concurrent live
 sources with per-source queues and a watchdog; ``health``: a live source's health and clock;
 ``picture``: frozen and blank pictures; ``options``: the settings and credential masking (no
 video library imported).

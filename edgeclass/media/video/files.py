@@ -10,11 +10,12 @@ Per file, from its GOP (key-frame spacing) and the sampling interval:
   everything but key frames; each sample is the first key frame at or after its time (times
   as they fall).
 * **keyframe-seek** (``--keyframes``, interval >= GOP): the same frames at the cost of the
-  samples. Per sample: seek to the key frame at or before its time, demux (no decoding) to the
-  first key packet at or after it, decode that packet alone. A seek is trusted only when the
-  first packet it lands on cannot be after the wanted key frame (MPEG-TS seeks by decoding
-  time, not to key frames); else it seeks further back, at last to the beginning. A failed
-  seek or an undecodable key packet falls back to the key-frame scan.
+  samples (:mod:`edgeclass.media.video.keyseek`). Per sample: seek to the key frame at or before
+  its time, demux (no decoding) to the first key packet at or after it, decode that packet
+  alone; on long files every other sample is read by a second reader, in a thread of its own.
+  A seek is trusted only when the first packet it lands on cannot be after the wanted key frame
+  (MPEG-TS seeks by decoding time, not to key frames); else it seeks further back, at last to
+  the beginning. A failed seek or an undecodable key packet falls back to the key-frame scan.
 
 A sample is the first frame whose media time is at or after ``k * --every`` (or frame
 ``k * --every-frame``). Rows carry the frame's index (counted when decoding sequentially,
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -35,18 +35,12 @@ from edgeclass.media.decode import ImageReadError, prepare_array
 from edgeclass.media.inputs import Source
 from edgeclass.media.preprocess import PreprocessConfig, reduction_factor
 from edgeclass.media.video.options import VideoOptions
+from edgeclass.media.video.keyseek import MISSING, KeyPackets, SeekFallback, start_lane
 from edgeclass.media.video.reader import AvReader, Frame, ReadFailure, estimate_gop
+from edgeclass.media.video.samples import EPS_S, Sample, first_target, frame_index
 from edgeclass.results import Status, WorkItem
 
-EPS_S = 1e-6
 MAX_RESEEKS = 3  # seeks landing after their target (a poor index) before the file gets a stream_error row
-
-
-@dataclass(frozen=True)
-class Sample:
-    index: int
-    time_s: float
-    frame: Frame
 
 
 def failure_item(source: str, status: Status, message: str, frame: int | None = None,
@@ -81,10 +75,6 @@ def choose_mode(options: VideoOptions, fps: float | None, gop_s: float | None) -
     return "seek" if interval >= max(gop_s, 1.0 / fps) else "sequential"
 
 
-def _index(t: float, fps: float | None) -> int:
-    return int(round(t * fps)) if fps else 0
-
-
 def sequential_samples(reader: AvReader, options: VideoOptions, stop: threading.Event,
                        start_s: float = 0.0, end_s: float | None = None) -> Iterator[Sample]:
     """Every frame decoded, sampled ones yielded (also the key-frame mode: the decoder then
@@ -93,7 +83,7 @@ def sequential_samples(reader: AvReader, options: VideoOptions, stop: threading.
     fps = reader.fps
     from_time = options.keyframes or start_s > 0
     step = options.interval_s
-    next_t = _first_target(start_s, step)
+    next_t = first_target(start_s, step)
     for n, frame in enumerate(reader.frames()):
         if stop.is_set():
             return
@@ -102,7 +92,7 @@ def sequential_samples(reader: AvReader, options: VideoOptions, stop: threading.
             continue
         if end_s is not None and t + EPS_S >= end_s:
             return
-        index = _index(t, fps) if from_time else n
+        index = frame_index(t, fps) if from_time else n
         if options.every_frame:
             take = index % options.every_frame == 0
         else:
@@ -113,13 +103,6 @@ def sequential_samples(reader: AvReader, options: VideoOptions, stop: threading.
             yield Sample(index, t, frame)
 
 
-def _first_target(start_s: float, step: float) -> float:
-    k = max(0, int(start_s / step))
-    while k * step + EPS_S < start_s:
-        k += 1
-    return k * step
-
-
 def seek_samples(reader: AvReader, options: VideoOptions, stop: threading.Event, gop_s: float,
                  start_s: float = 0.0, end_s: float | None = None) -> Iterator[Sample]:
     """Seek to the key frame before each target, decode forward to it; targets in
@@ -128,7 +111,7 @@ def seek_samples(reader: AvReader, options: VideoOptions, stop: threading.Event,
     if options.every_frame:
         k = -(-int(round(start_s * fps)) // options.every_frame)
     else:
-        k = int(round(_first_target(start_s, options.interval_s) / options.interval_s))
+        k = int(round(first_target(start_s, options.interval_s) / options.interval_s))
     frames = None
     last_t = None
     try:
@@ -178,7 +161,7 @@ def _advance(frames: Iterator[Frame], target_t: float, target_index: int | None,
     for frame in frames:
         if frame.time_s is None:
             continue
-        index = _index(frame.time_s, fps)
+        index = frame_index(frame.time_s, fps)
         if _reached(frame.time_s, index, target_t, target_index):
             return Sample(index, frame.time_s, frame)
     return None
@@ -199,7 +182,7 @@ def _seek_to(reader: AvReader, target_t: float, target_index: int | None, gop_s:
         first_t = first.time_s if first.time_s is not None else 0.0
         late = first_t > target_t + 0.5 / fps and target_t - back > 0
         if not late:
-            index = _index(first_t, fps)
+            index = frame_index(first_t, fps)
             if _reached(first_t, index, target_t, target_index):
                 return Sample(index, first_t, first), frames
             return _advance(frames, target_t, target_index, fps), frames
@@ -208,127 +191,35 @@ def _seek_to(reader: AvReader, target_t: float, target_index: int | None, gop_s:
     raise ReadFailure(Status.STREAM_ERROR, f"cannot seek to {target_t:.3f}s")
 
 
-BEGINNING_S = -1e9  # a media time before any stream's start: seeking there lands on the first packet
-REORDER_FRAMES = 4  # frames an open GOP may show before its key frame (leading pictures)
-
-
-class _Fallback(Exception):
-    """Seeking or decoding a lone key packet failed: scan the key frames instead."""
-
-
-class KeyPackets:
-    """Key packets of an open file found by demuxing alone; only the chosen ones are decoded.
-
-    The demux position only moves forward between seeks, and a seek is kept only when it
-    provably lands before the key frame it is for (:meth:`_landed_before`)."""
-
-    def __init__(self, reader: AvReader, gop_s: float):
-        import av
-
-        self._error = av.error.FFmpegError
-        self.reader = reader
-        self.gop_s = gop_s
-        self.margin_s = REORDER_FRAMES / reader.fps if reader.fps else 0.2
-        self.sws_threads = 1 if reader.options.decoder_threads else 0  # as AvReader.frames
-        self._packets = reader.container.demux(reader.stream)  # from the start of the file
-        self._pending = None  # the first packet after a seek, looked at but not consumed
-        self.last_s = 0.0  # the position is before every frame at or after this time
-
-    def time_s(self, pts: int) -> float:
-        return pts * self.reader.time_base - self.reader.start_s  # as AvReader.frames
-
-    def first_at_or_after(self, target_s: float) -> Sample | None:
-        """The first key frame at or after ``target_s``, decoded; None past the last one."""
-        if target_s - self.last_s > self.gop_s:
-            self._seek(target_s)
-        for packet in self._demux():
-            if packet.is_keyframe and packet.pts is not None and self.time_s(packet.pts) + EPS_S >= target_s:
-                frame = self._decode(packet)
-                self.last_s = frame.time_s
-                return Sample(_index(frame.time_s, self.reader.fps), frame.time_s, frame)
-        return None
-
-    def _demux(self) -> Iterator:
-        try:
-            if self._pending is not None:
-                packet, self._pending = self._pending, None
-                yield packet
-            for packet in self._packets:
-                yield packet
-        except EOFError:
-            return
-        except self._error as exc:  # the scan meets the same data and gives it its status
-            raise _Fallback(str(exc)) from None
-
-    def _seek(self, target_s: float) -> None:
-        """Position before the first key frame at or after ``target_s``: at the key frame
-        before it, or (when a seek lands too late) one, three GOPs earlier, then the start. The
-        first seek aims a little early: MPEG-TS lands on the packet decoded at the time asked."""
-        for back in (2 * self.margin_s, self.gop_s, 3 * self.gop_s, None):
-            at = BEGINNING_S if back is None else target_s - back
-            if not self.reader.seek(at):
-                raise _Fallback("seek failed")
-            self._packets.close()
-            self._packets = self.reader.container.demux(self.reader.stream)
-            self._pending = None
-            self._pending = next((p for p in self._demux() if p.pts is not None), None)
-            if back is None or self._pending is None or self._landed_before(self._pending, target_s):
-                self.last_s = target_s
-                return
-
-    def _landed_before(self, first, target_s: float) -> bool:
-        """No key frame at or after ``target_s`` lies before ``first`` in decoding order: it is
-        a key frame not after the target (earlier key frames show earlier), or any frame well
-        before the target (its GOP's key frame shows before it, or, open GOPs, a few frames
-        after)."""
-        t = self.time_s(first.pts)
-        if first.is_keyframe:
-            return t <= target_s + EPS_S
-        return t + EPS_S < target_s - self.margin_s
-
-    def _decode(self, packet) -> Frame:
-        """A key packet decoded alone (drained: decoders with B-frames hold their output)."""
-        ctx = self.reader.stream.codec_context
-        try:
-            ctx.flush_buffers()
-            frames = ctx.decode(packet) or ctx.decode(None)
-        except self._error as exc:
-            raise _Fallback(str(exc)) from None
-        frames = [f for f in frames if f.pts is not None]
-        if not frames:
-            raise _Fallback("key packet gave no frame")
-        f = frames[0]
-        return Frame(self.time_s(f.pts), f.key_frame, av_frame=f, sws_threads=self.sws_threads)
-
-    def rewind_for_scan(self) -> None:
-        """Ready the reader for the key-frame scan: decoder reset, at the start if possible
-        (else where the demuxing stopped)."""
-        self.reader.stream.codec_context.flush_buffers()
-        self._packets.close()
-        self.reader.seek(BEGINNING_S)
-
-
 def keyframe_seek_samples(reader: AvReader, options: VideoOptions, stop: threading.Event, gop_s: float,
                           start_s: float = 0.0, end_s: float | None = None) -> Iterator[Sample]:
     """The samples of :func:`sequential_samples` in key-frame mode (the first key frame at or
-    after each target in [``start_s``, ``end_s``)), one key packet decoded per sample."""
+    after each target in [``start_s``, ``end_s``)), one key packet decoded per sample; every
+    other sample read ahead on a second reader (:class:`KeyLane`) when the file is long enough."""
     step = options.interval_s
-    k = round(_first_target(start_s, step) / step)
+    first = k = round(first_target(start_s, step) / step)
     keys = KeyPackets(reader, gop_s)
-    while not stop.is_set():
-        target_s = k * step
-        if end_s is not None and target_s + EPS_S >= end_s:
-            return
-        try:
-            sample = keys.first_at_or_after(target_s)
-        except _Fallback:
-            keys.rewind_for_scan()
-            yield from sequential_samples(reader, options, stop, target_s, end_s)
-            return
-        if sample is None or (end_s is not None and sample.time_s + EPS_S >= end_s):
-            return
-        yield sample
-        k = _next_k(k, sample, options, reader.fps)
+    lane = start_lane(reader, options, gop_s, step, first, end_s)
+    try:
+        while not stop.is_set():
+            target_s = k * step
+            if end_s is not None and target_s + EPS_S >= end_s:
+                return
+            sample = lane.take(k) if lane is not None and (k - first) % 2 else MISSING
+            try:
+                if sample is MISSING:
+                    sample = keys.first_at_or_after(target_s)
+            except SeekFallback:
+                keys.rewind_for_scan()
+                yield from sequential_samples(reader, options, stop, target_s, end_s)
+                return
+            if sample is None or (end_s is not None and sample.time_s + EPS_S >= end_s):
+                return
+            yield sample
+            k = _next_k(k, sample, options, reader.fps)
+    finally:
+        if lane is not None:
+            lane.close()
 
 
 def file_items(source: Source, pp: PreprocessConfig, options: VideoOptions, stop: threading.Event,
