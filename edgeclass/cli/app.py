@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from edgeclass import __version__
 from edgeclass.errors import EdgeclassError, exit_codes_help
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_CODES_HELP = exit_codes_help()
 
@@ -26,18 +27,39 @@ LOG_WIDTH = 200  # columns for tables written to logs and pipes (not a terminal)
 
 def err_console() -> Console:
     """Messages, progress and tables for people (stderr)."""
-    return _console(stderr=True)
+    return LazyConsole(stderr=True)  # type: ignore[return-value]  (a Console on first use)
 
 
 def out_console() -> Console:
     """What a command prints as its answer (stdout: `info`, `bench`, `compare`, `promote`)."""
-    return _console(stderr=False)
+    return LazyConsole(stderr=False)  # type: ignore[return-value]
+
+
+class LazyConsole:
+    """A rich ``Console``, made (and rich imported, about 30 ms) when first used: a quiet cron
+    `run` that prints nothing does not pay for it. Everything else is the real console's
+    (:attr:`real`, for rich objects that take a ``console=``)."""
+
+    def __init__(self, stderr: bool):
+        self._stderr = stderr
+        self._real = None
+
+    @property
+    def real(self) -> Console:
+        if self._real is None:
+            self._real = _console(self._stderr)
+        return self._real
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
 
 
 def _console(stderr: bool) -> Console:
     """soft_wrap: messages stay on one line (greppable in cron logs). On a terminal tables fit its
     width; in logs and pipes they take their natural width up to ``LOG_WIDTH`` columns (or a wider
     COLUMNS), so a path in a table is not cut to "…" at rich's default of 80."""
+    from rich.console import Console
+
     console = Console(stderr=stderr, soft_wrap=True)
     if not console.is_terminal:
         console.width = max(console.width, LOG_WIDTH)
@@ -53,6 +75,8 @@ def progress_bars_to_stderr() -> None:
 
 
 def say(console: Console, prefix: str, message: str, style: str = "yellow") -> None:
+    from rich.markup import escape
+
     console.print(f"[{style}]{prefix}[/] {escape(str(message))}", highlight=False)
 
 

@@ -10,7 +10,6 @@ import typer
 from edgeclass.errors import EXIT_USAGE, EdgeclassError
 from edgeclass.cli.app import app, err_console, fail, out_console, progress_bars_to_stderr, say, with_status
 from edgeclass.cli.options import Interpolation, QuantizeFlags, with_quantize_options
-from edgeclass.cli.render import print_quantize_report
 
 
 # ----------------------------------------------------------------------------- convert
@@ -37,7 +36,7 @@ def convert(
     except ImportError as exc:
         say(console, "error:", f"convert needs the convert extra (torch, timm): pip install 'edgeclass[convert]' ({exc})", "red")
         raise typer.Exit(EXIT_USAGE) from exc
-    from edgeclass.cli.render import files_table, metadata_table
+    from edgeclass.cli.render import files_table, metadata_table, print_quantize_report
 
     options = ConvertOptions(
         model=model,
@@ -76,6 +75,7 @@ def quantize(
     quantize_flags: QuantizeFlags,
 ) -> None:
     """Quantize an FP32 IR to INT8 with NNCF (no torch needed), then check it against FP32."""
+    from edgeclass.cli.render import print_quantize_report
     from edgeclass.modelfiles.folder import resolve_model_dir
     from edgeclass.model.quantize import quantize_model_dir
 

@@ -10,13 +10,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
 from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Result
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
 
@@ -183,7 +181,7 @@ class ProgressReporter:
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=console,
+                console=getattr(console, "real", console),  # the real console behind a LazyConsole
                 transient=True,
             )
             self.task = self.progress.add_task("run", total=total, rate="")
@@ -212,6 +210,12 @@ class ProgressReporter:
             self.progress.stop()
 
 
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def is_interactive(console: Console) -> bool:
     return console.is_terminal and os.environ.get("TERM") != "dumb"
 
@@ -219,7 +223,7 @@ def is_interactive(console: Console) -> bool:
 def print_quantize_report(console: Console, report) -> None:
     """The INT8 gate's warnings, measurements and method."""
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape_markup(str(w))}", highlight=False)
     console.print(agreement_table(report.gate.to_dict()))
     console.print(f"INT8 method: {report.method}", highlight=False)
     if report.reverted:
@@ -242,7 +246,7 @@ def _training_table(report: dict):
         table.add_column(col, justify="left" if col in ("class", "most often taken for") else "right")
     for row, taken_as in zip(h["per_class"], taken_for(report)):
         taken = f"{taken_as[0]} ({taken_as[1]})" if taken_as else ""
-        table.add_row(escape(row["label"]), _pct(row["precision"]), _pct(row["recall"]), str(row["support"]), escape(taken))
+        table.add_row(escape_markup(row["label"]), _pct(row["precision"]), _pct(row["recall"]), str(row["support"]), escape_markup(taken))
     table.caption = (f"temperature {report['calibration']['temperature']:.3f}; default --min-score {t['value']:.3f}: "
                      f"{t['unknown']} of {h['images']} held-out images 'unknown', accuracy of the rest {_pct(t['accuracy_kept'])}; "
                      f"{len(report.get('skipped') or [])} images skipped; details in report.html")

@@ -7,14 +7,16 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from edgeclass.errors import EXIT_OK, EdgeclassError
 from edgeclass.cli.app import EXIT_CODES_HELP, app, err_console, fail, out_console, say
 from edgeclass.cli.options import OutputFormat, Precision, Verbose
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 # ----------------------------------------------------------------------------- bench
@@ -203,7 +205,7 @@ def _classify(console: Console, options, place: _RunPlace, max_runtime: float | 
                    if place.ray_address else None)
         classifier = cluster.model if cluster else stack.enter_context(Classifier(md, engine))
         prepare_decode_workers(place.threads)  # --threads caps OpenCV's pool; freed memory reused
-        interactive = is_interactive(console)
+        interactive = not quiet and is_interactive(console)  # -q: the console is not even made
         total = count_images(options.inputs) if interactive and not quiet else None
         reporter = ProgressReporter(console, total, interactive, quiet)
         _print_run_start(console, md, classifier, cluster, place.precision is None, quiet)

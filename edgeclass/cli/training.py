@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from edgeclass.errors import EXIT_USAGE
 from edgeclass.cli.app import app, err_console, fail, progress_bars_to_stderr, say, with_status
-from edgeclass.cli.render import print_training_summary
+from edgeclass.cli.render import escape_markup, print_training_summary
 from edgeclass.cli.options import AccuracyControl, Interpolation, MaxDrop, TrainMode
 
 
@@ -58,7 +57,7 @@ def train(
         finetune=FinetuneOptions(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, train_stages=train_stages),
     )
     report = with_status(
-        console, "starting", lambda update: do_train(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {escape(msg)}"))
+        console, "starting", lambda update: do_train(options, progress=lambda stage, msg: update(f"[bold]{stage}[/]: {escape_markup(msg)}"))
     )
     for w in report.warnings:
         say(console, "warning:", w)

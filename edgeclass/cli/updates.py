@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from edgeclass.cli.app import app, err_console, fail, out_console, say
 from edgeclass.cli.options import Precision, Verbose
 from edgeclass.errors import AccuracyGateError, EdgeclassError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COMPARE_EXIT_CODES = (
     "Exit codes: 0 NEW kept (or no labels: nothing to refuse on); 2 usage error (no images, bad --validation "
