@@ -15,10 +15,11 @@ frame, so the driver knows when every range of a video is back.
 
 from __future__ import annotations
 
+
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -106,6 +107,8 @@ class RayClassifier:
         self.classifier = Classifier(ModelDir(folder), engine, core)
         _check_model_id(self.classifier.model_id, config.model_id)
         self.config = config
+        # video decoding within the actor's share too (FFmpeg's threads, one key-frame reader)
+        self.video = replace(config.video, decoder_threads=config.video.decoder_threads or config.cpus)
         self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -141,7 +144,7 @@ class RayClassifier:
                     yield WorkItem(path, partial(_raise, exc), tag=int(seq))
                     continue
             end_ms = None if np.isnan(end) else float(end)
-            for item in range_items(Source(path, "video"), pp, self.config.video, float(start), end_ms):
+            for item in range_items(Source(path, "video"), pp, self.video, float(start), end_ms):
                 yield WorkItem(item.source, item.load, item.frame, item.timestamp_ms, int(seq))
 
     def _columns(self, rows: list[tuple[int, Result | None]]) -> dict[str, np.ndarray]:
