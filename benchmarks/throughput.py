@@ -8,8 +8,9 @@ OpenVINO's benchmark_app (inference only, THROUGHPUT hint):
     limit = C / (C / benchmark_app_fps + 1 / decode_rate_one_thread)
 
 Every `run` figure is printed as a ratio against that limit (goal: >= 0.9), the median of
-several rounds (each round measures benchmark_app, decoding and `run` again, so a ratio is taken
-within one round), with its range over the rounds. Also printed:
+several rounds, with its range over the rounds. The host's speed drifts over minutes, so each
+`run` is bracketed: its decode rate is measured just before it, and its benchmark_app rate is the
+mean of a short benchmark_app run just before and one just after it (same precision). Also printed:
 start-up of a one-image `run` (wall and CPU seconds, medians of 5) against a minimal OpenVINO
 script doing the same job (import openvino, cv2, numpy; compile from the cache; one inference;
 goal: <= 1.3x), and optionally peak memory on 1,000 vs 10,000 images (--rss).
@@ -159,6 +160,9 @@ def process_times(args: list[str], runs: int = 5) -> tuple[float, float]:
 
 def startup(model: Path, image: Path, work: Path) -> dict:
     cache = work / "ov_cache"
+    # edgeclass's bytecode, as a regular `pip install` writes it (an editable install under
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module at every start)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "edgeclass")], check=True)
     script = work / "minimal.py"
     script.write_text(MINIMAL)
     mini = process_times([sys.executable, str(script), str(model / "model_int8.xml"), str(image), str(cache)])
@@ -198,20 +202,24 @@ def measure(args) -> dict:
     model = make_model(work, args.model, folders["small JPEG"])
     cores = len(os.sched_getaffinity(0))
     precisions = ["int8"] + (["bf16"] if has_bf16() else [])
-    seconds = 8 if args.quick else 15
+    seconds = 4 if args.quick else 6
     repeat = args.repeat or (1 if args.quick else 3)
     res: dict = {"cpu": cpu_name(), "cores": cores, "date": time.strftime("%Y-%m-%d"), "model": args.model,
                  "repeat": repeat, "benchmark_app": {}, "decode": {}, "run": {}}
     for r in range(repeat):  # rounds: each figure is the median of its rounds (the host's speed drifts)
         for p in precisions:
             xml = model / ("model_int8.xml" if p == "int8" else "model_fp32.xml")
-            print(f"[{r + 1}/{repeat}] benchmark_app {p} ...", flush=True)
-            res["benchmark_app"].setdefault(p, []).append(benchmark_app(xml, seconds, p))
-        for name, folder in folders.items():
-            print(f"[{r + 1}/{repeat}] {name}: decode, run ...", flush=True)
-            res["decode"].setdefault(name, []).append(decode_rate(folder, 100))
-            for p in precisions:
-                res["run"].setdefault(f"{name}/{p}", []).append(edgeclass_run(model, folder, p, work))
+            print(f"[{r + 1}/{repeat}] {p}: benchmark_app, then each class's decode, run, benchmark_app ...", flush=True)
+            before = benchmark_app(xml, seconds, p)
+            for name, folder in folders.items():
+                key = f"{name}/{p}"
+                res["decode"].setdefault(key, []).append(decode_rate(folder, 100))
+                res["run"].setdefault(key, []).append(edgeclass_run(model, folder, p, work))
+                after = benchmark_app(xml, seconds, p)
+                # the limit's inference rate brackets the run: the mean of the measurements just
+                # before and just after it (the host's speed drifts over minutes)
+                res["benchmark_app"].setdefault(key, []).append((before + after) / 2)
+                before = after
     print("start-up ...", flush=True)
     res["startup"] = startup(model, next(iter(sorted(folders["small JPEG"].iterdir()))), work)
     if args.rss:
@@ -230,14 +238,16 @@ def report(res: dict) -> None:
     print(f"\n{res['model']} on {res['cpu']}, {cores} cores, {res['date']}; images/s (higher is better)")
     med = statistics.median
     print(f"  medians of {res['repeat']} rounds; run/limit also as the range over the rounds")
-    for p, fps in res["benchmark_app"].items():
-        print(f"  benchmark_app {p} (inference only){'':18} {med(fps):8.1f}")
+    apps: dict = {}
+    for key, fps in res["benchmark_app"].items():
+        apps.setdefault(key.split("/")[1], []).extend(fps)
+    for p, fps in apps.items():
+        print(f"  benchmark_app {p} (inference only){'':18} {med(fps):8.1f}   (range {min(fps):.1f}-{max(fps):.1f})")
     print(f"\n  {'input class / precision':28} {'decode 1 thr':>12} {'limit':>8} {'run':>8} {'run/limit':>10} {'range':>11}")
     for key, runs in res["run"].items():
-        name, p = key.split("/")
-        limits = [cores / (cores / app + 1 / decode) for app, decode in zip(res["benchmark_app"][p], res["decode"][name])]
+        limits = [cores / (cores / app + 1 / decode) for app, decode in zip(res["benchmark_app"][key], res["decode"][key])]
         ratios = [fps / limit for fps, limit in zip(runs, limits)]
-        print(f"  {key:28} {med(res['decode'][name]):12.1f} {med(limits):8.1f} {med(runs):8.1f} {med(ratios):10.2f} "
+        print(f"  {key:28} {med(res['decode'][key]):12.1f} {med(limits):8.1f} {med(runs):8.1f} {med(ratios):10.2f} "
               f"{min(ratios):5.2f}-{max(ratios):.2f}")
     s = res["startup"]
     print(f"\n  one-image run: {s['run_wall_s']:.2f} s wall, {s['run_cpu_s']:.2f} s CPU; minimal OpenVINO script "

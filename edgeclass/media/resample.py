@@ -11,8 +11,8 @@ crop), then applies each pass as
 
     gather (``np.take``: the input lines each block of outputs reads, one copy)
     -> one batched float32 matrix product (``np.matmul``: every block in one call)
-    -> rounding to 8 bits with saturation (``cv2.max`` + ``cv2.convertScaleAbs``), twice: at the
-       float32 value minus and plus its error bound
+    -> negatives to 0 (``cv2.threshold``, in place), then rounding to 8 bits with saturation
+       (``cv2.convertScaleAbs``), twice: at the float32 value minus and plus its error bound
     -> the few outputs whose two roundings differ, recomputed exactly in float64 ("settled").
 
 Exactness, hence determinism. The weights are PIL's integers divided by 2**22 (at most 23
@@ -20,9 +20,11 @@ significant bits: exact in float32). In float64 every product and partial sum is
 pixel x 22-bit weight, sums far below 2**53), whatever order BLAS adds them in. In float32 they
 are not, but the error of any float32 dot product of ``n`` terms, in any order, with or without
 FMA, is at most ``gamma_n * sum |w_t x_t|`` (``gamma_n = n u / (1 - n u)``, ``u = 2**-24``;
-Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1), here at most
-``gamma_span * 255 * max sum |w|`` = the plan's ``slack`` (plus a margin for the rounding of the
-``+- slack`` itself). So the exact value lies within ``slack`` of the float32 one: where the
+Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1). Only the nonzero weights count
+in ``n``: a block's zero padding gives products that are exactly 0, and adding an exact 0 rounds
+nothing, so a sum over the padded span is, rounding for rounding, a sum over an output's own
+taps. Hence at most ``gamma_taps * 255 * max sum |w|`` = the plan's ``slack`` (plus a margin for
+the rounding of the ``+- slack`` itself). So the exact value lies within ``slack`` of the float32 one: where the
 float32 value rounded down by ``slack`` and up by ``slack`` gives the same 8-bit value, that is
 PIL's value (a half-way tie ``k + 0.5``, which PIL rounds up, would lie strictly inside the
 interval and make the two differ); where they differ (about 0.1 % of outputs), the output is
@@ -48,12 +50,13 @@ import numpy as np
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
 _BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, the zero-padded products grow
 _UNIT = 2.0 ** -24  # float32's unit roundoff
-# covers the rounding of ``value +- slack`` inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
+# covers the rounding of ``value +- slack`` in float32 inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
 _SLACK_MARGIN = 2.0 ** -13
 _CHUNK_VALUES = 1 << 21  # gathered values per product: bounds memory on large images (16 MiB)
-# multiply-adds per matrix product: below OpenBLAS's threshold for lending a product its own
-# threads, so a resize runs in the calling thread only (the decode workers are the parallelism)
-_MAX_PRODUCT = 1 << 17
+# multiply-adds per matrix product: OpenBLAS gives a product M*N*K / 2**18 threads (at least 1;
+# interface/gemm.c), so at most 2**18 keeps a resize in the calling thread (the decode workers are
+# the parallelism); one product for both passes of a 1080p image decoded at 1/2
+_MAX_PRODUCT = 1 << 18
 
 
 def _bicubic(x: np.ndarray) -> np.ndarray:
@@ -127,7 +130,8 @@ def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation
     dense32 = dense.astype(np.float32)
     if not np.array_equal(dense32, dense):  # PIL's weights have at most 23 significant bits
         raise AssertionError("resampling weights not exact in float32")
-    gamma = span * _UNIT / (1.0 - span * _UNIT)
+    terms = int(np.count_nonzero(dense, axis=2).max())  # taps per output (the padding's products are exact zeros)
+    gamma = terms * _UNIT / (1.0 - terms * _UNIT)
     slack = gamma * 255.0 * float(np.abs(dense).sum(axis=2).max()) + _SLACK_MARGIN
     for arr in (dense, dense32, index):
         arr.setflags(write=False)  # shared by every call through the cache
@@ -141,14 +145,17 @@ def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
     step = max(1, _MAX_PRODUCT // plan.weights.shape[2] // _BLOCK)
     if flat.shape[1] <= step:
         return _product(plan, flat)
+    parts = -(-flat.shape[1] // step)
+    step = -(-flat.shape[1] // parts)  # equal chunks: no small remainder paying a whole call's overhead
     return np.concatenate([_product(plan, flat[:, c : c + step]) for c in range(0, flat.shape[1], step)], axis=1)
 
 
 def _product(plan: AxisPlan, flat: np.ndarray) -> np.ndarray:
     gathered = np.take(flat, plan.index, axis=0).astype(np.float32)  # uint8 gathered: a quarter of the bytes
     gathered = gathered.reshape(plan.weights.shape[0], plan.weights.shape[2], -1)
-    # clamped at 0 first: convertScaleAbs saturates at 255 but takes |x| (negatives are 0 in PIL)
-    out = cv2.max(np.matmul(plan.weights32, gathered).reshape(-1, flat.shape[1])[: plan.count], 0.0)
+    out = np.matmul(plan.weights32, gathered).reshape(-1, flat.shape[1])[: plan.count]
+    # negatives to 0 first (in place): convertScaleAbs saturates at 255 but takes |x|
+    out = cv2.threshold(out, 0.0, 0.0, cv2.THRESH_TOZERO, dst=out)[1]
     low = cv2.convertScaleAbs(out, alpha=1.0, beta=-plan.slack)
     high = cv2.convertScaleAbs(out, alpha=1.0, beta=plan.slack)
     _settle(plan, gathered, low, high)
