@@ -65,6 +65,16 @@ def test_large_images_are_done_in_chunks_with_the_same_result(monkeypatch):
     assert np.array_equal(whole, _pil(img, 288, 384, "bicubic")[16:272, 64:320])
 
 
+@pytest.mark.parametrize("max_product", [1 << 12, 5000, 1 << 18])
+def test_products_split_into_column_chunks_give_the_same_result(monkeypatch, max_product):
+    import edgeclass.media.resample as resample
+
+    img = _image(540, 960, seed=5)  # a 1080p photo decoded at 1/2
+    monkeypatch.setattr(resample, "_MAX_PRODUCT", max_product)  # 2**12: ~20 chunks; 5000: uneven widths
+    ours = resample_crop(img, 288, 512, 16, 128, 256, 256, "bicubic")
+    assert np.array_equal(ours, _pil(img, 288, 512, "bicubic")[16:272, 128:384])
+
+
 def test_plans_are_cached_and_read_only():
     a = axis_plan(333, 288, 16, 256, "bicubic")
     assert axis_plan(333, 288, 16, 256, "bicubic") is a
@@ -87,9 +97,11 @@ def test_half_way_values_round_up_as_pillow_does(interpolation):
         assert np.array_equal(ours[:, 1:-1, 0], np.repeat(base[:, :1] + 1, 30, axis=1))
 
 
-@pytest.mark.parametrize("in_size,out_size", [(300, 288), (333, 288), (4000, 288), (97, 288)])
+@pytest.mark.parametrize("in_size,out_size", [(300, 288), (333, 288), (4000, 288), (97, 288), (960, 512)])
 def test_the_float32_error_bound_holds(in_size, out_size):
     plan = axis_plan(in_size, out_size, 0, out_size, "bicubic")
+    # the bound counts each output's own taps, fewer than its block's zero-padded span
+    assert np.count_nonzero(plan.weights, axis=2).max() < plan.weights.shape[2]
     rng = np.random.default_rng(in_size)
     lines = rng.integers(0, 256, (plan.lines[1] - plan.lines[0], 600)).astype(np.float64)
     lines[:, :300] = np.where(lines[:, :300] > 127, 255.0, 0.0)  # hard edges: the largest sums of |w x|
