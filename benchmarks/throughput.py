@@ -256,10 +256,10 @@ def report(res: dict) -> None:
     print(f"\n{res['model']} on {res['cpu']}, {cores} cores, {res['date']}; images/s (higher is better)")
     med = statistics.median
     print(f"  medians of {res['repeat']} rounds; run/limit also as the range over the rounds")
-    apps: dict = {}
+    per_precision: dict = {}
     for key, fps in res["benchmark_app"].items():
-        apps.setdefault(key.split("/")[1], []).extend(fps)
-    for p, fps in apps.items():
+        per_precision.setdefault(key.split("/")[1], []).extend(fps)
+    for p, fps in per_precision.items():
         print(f"  benchmark_app {p} (inference only){'':18} {med(fps):8.1f}   (range {min(fps):.1f}-{max(fps):.1f})")
     print(f"\n  {'input class / precision':28} {'decode 1 thr':>12} {'limit':>8} {'run':>8} {'run/limit':>10} "
           f"{'range':>11} {'run/limit+resize':>17}")

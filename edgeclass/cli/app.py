@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from edgeclass import __version__
+from edgeclass.cli.render import escape_markup
 from edgeclass.errors import EdgeclassError, exit_codes_help
 
 if TYPE_CHECKING:
@@ -75,9 +76,7 @@ def progress_bars_to_stderr() -> None:
 
 
 def say(console: Console, prefix: str, message: str, style: str = "yellow") -> None:
-    from rich.markup import escape
-
-    console.print(f"[{style}]{prefix}[/] {escape(str(message))}", highlight=False)
+    console.print(f"[{style}]{prefix}[/] {escape_markup(str(message))}", highlight=False)
 
 
 def fail(console: Console, exc: EdgeclassError) -> typer.Exit:

@@ -24,10 +24,10 @@ Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1). Only the nonzero
 in ``n``: a block's zero padding gives products that are exactly 0, and adding an exact 0 rounds
 nothing, so a sum over the padded span is, rounding for rounding, a sum over an output's own
 taps. Hence at most ``gamma_taps * 255 * max sum |w|`` = the plan's ``slack`` (plus a margin for
-the rounding of the ``+- slack`` itself). So the exact value lies within ``slack`` of the float32 one: where the
-float32 value rounded down by ``slack`` and up by ``slack`` gives the same 8-bit value, that is
-PIL's value (a half-way tie ``k + 0.5``, which PIL rounds up, would lie strictly inside the
-interval and make the two differ); where they differ (about 0.1 % of outputs), the output is
+the rounding of the ``+- slack`` itself). So the exact value lies within ``slack`` of the float32
+one: where the float32 value rounded down by ``slack`` and up by ``slack`` gives the same 8-bit
+value, that is PIL's value (a half-way tie ``k + 0.5``, which PIL rounds up, would lie strictly
+inside the interval and make the two differ); where they differ (about 0.1 % of outputs), the output is
 recomputed from the same gathered pixels in float64, exactly, and rounded half up as PIL does.
 Every output is therefore PIL's own, on any CPU, with one BLAS thread or many: the same bytes
 always give the same crop. Float32 halves the memory the products stream through (the decode
