@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
 
 from edgeclass.errors import ModelError, UsageError
 from edgeclass.modelfiles.ir import read_ir
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata
+from edgeclass.ovruntime import ov
 from edgeclass.results import Prediction
 
 # What each --precision means for the CPU plugin. "fp32" must be said explicitly: on CPUs with

@@ -243,18 +243,21 @@ def test_progress_bar_on_a_terminal(many_images, trained_model_dir, tmp_path):
     assert "img/s" in seen, seen
 
 
-def test_a_quiet_run_does_not_import_rich(trained_model_dir, tmp_path):
+def test_a_quiet_run_does_not_import_rich_nor_openvinos_converter(trained_model_dir, tmp_path):
     """A cron run (-q) prints nothing, so it does not pay for Rich's import (~30 ms a start); a
-    run that prints (a bad file's row on stderr without -q) still says it."""
+    run that prints (a bad file's row on stderr without -q) still says it. Neither imports
+    OpenVINO's conversion API and its telemetry (edgeclass.ovruntime: 0.13 s a start)."""
     img = tmp_path / "one.jpg"
     cv2.imwrite(str(img), cv2.cvtColor(synthetic_photo(300, 320, seed=1), cv2.COLOR_RGB2BGR))
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     code = ("import sys\nfrom edgeclass.cli import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('OVC' if any(m.startswith(('openvino.tools.ovc', 'openvino_telemetry')) for m in sys.modules)\n"
+            "      else 'NO-OVC', file=sys.stderr)\n"
             "print('RICH' if any(m.split('.')[0] == 'rich' for m in sys.modules) else 'NO-RICH', file=sys.stderr)\n")
     quiet = subprocess.run([sys.executable, "-c", code, "run", str(img), "--model", str(trained_model_dir), "-q"],
                            capture_output=True, text=True, timeout=300)
     assert read_csv(quiet.stdout)[0]["status"] == "ok"
-    assert quiet.stderr.strip().splitlines()[-1] == "NO-RICH"
+    assert quiet.stderr.strip().splitlines()[-2:] == ["NO-OVC", "NO-RICH"]
     loud = subprocess.run([sys.executable, "-c", code, "run", str(tmp_path / "bad.jpg"), "--model",
                            str(trained_model_dir)], capture_output=True, text=True, timeout=300)
-    assert "corrupt" in loud.stderr and loud.stderr.strip().splitlines()[-1] == "RICH"
+    assert "corrupt" in loud.stderr and loud.stderr.strip().splitlines()[-2:] == ["NO-OVC", "RICH"]

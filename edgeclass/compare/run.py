@@ -106,7 +106,7 @@ def check_report_dir(report: Path | None) -> None:
 
 def compare(old_path: Path, new_path: Path, options: CompareOptions,
             progress: Callable[[int, int], None] = lambda done, total: None) -> CompareOutcome:
-    import openvino as ov
+    from edgeclass.ovruntime import ov
 
     from edgeclass.engine import Classifier, EngineOptions
     from edgeclass.media.workers import prepare_decode_workers

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
+
+from edgeclass.ovruntime import ov
 
 
 def predict_all(compiled: ov.CompiledModel, tensors: list[np.ndarray]) -> np.ndarray:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import warnings
 
-import openvino as ov
 from openvino.preprocess import PrePostProcessor
 
 from edgeclass.media.preprocess import PreprocessConfig
+from edgeclass.ovruntime import ov
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -45,8 +45,6 @@ def embed_processing(model: ov.Model, pp: PreprocessConfig) -> ov.Model:
     return model
 
 
-
-
 def quiet_torch_cuda_notice() -> None:
     """OVC and NNCF import NNCF's torch extensions (when torch is installed), whose import logs
     "No CUDA runtime is found" on a CPU box: not the user's business. Does not import torch."""
@@ -56,17 +54,18 @@ def quiet_torch_cuda_notice() -> None:
 def torch_to_ov(torch_model, pp: PreprocessConfig) -> ov.Model:
     """Trace with a fixed height/width (MobileViTv2 computes patch counts in Python) and a dynamic batch."""
     import torch
+    from openvino.tools.ovc import convert_model  # not ov.convert_model: see edgeclass.ovruntime
 
     h, w = pp.input_size
     example = torch.zeros(1, 3, h, w)
     with torch.no_grad(), warnings.catch_warnings():
-        # ov.convert_model traces with torch.jit: torch's deprecation notice is not the user's
+        # convert_model traces with torch.jit: torch's deprecation notice is not the user's
         # business, and the tracer's warnings about MobileViTv2's Python shape arithmetic are
         # exactly what the fixed input size above makes safe
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
         quiet_torch_cuda_notice()
-        model = ov.convert_model(torch_model, example_input=example, input=[ov.PartialShape([-1, 3, h, w])])
+        model = convert_model(torch_model, example_input=example, input=[ov.PartialShape([-1, 3, h, w])])
     return embed_processing(model, pp)
 
 

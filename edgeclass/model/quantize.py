@@ -17,7 +17,6 @@ from pathlib import Path
 
 import nncf
 import numpy as np
-import openvino as ov
 from nncf.quantization.advanced_parameters import (
     AdvancedAccuracyRestorerParameters,
     AdvancedQuantizationParameters,
@@ -33,6 +32,7 @@ from edgeclass.model.export import quiet_torch_cuda_notice
 from edgeclass.modelfiles.ir import read_ir, save_ir
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata
+from edgeclass.ovruntime import ov
 
 RECOMMENDED_IMAGES = 300
 FLAT_CONTRAST = 8.0  # median per-image pixel std below this: dark/blank calibration frames

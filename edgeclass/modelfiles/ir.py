@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import openvino as ov
 
 from edgeclass import __version__
 from edgeclass.atomic import replace_group
 from edgeclass.errors import ModelError, UsageError
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata, write_metadata
+from edgeclass.ovruntime import ov
 
 
 def versions() -> dict[str, str]:

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
 
 from edgeclass.engine import Classifier, EngineOptions, cpu_capabilities
 from edgeclass.errors import UsageError
 from edgeclass.modelfiles.folder import ModelDir
+from edgeclass.ovruntime import ov
 
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 

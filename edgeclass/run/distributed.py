@@ -152,7 +152,7 @@ class RayRun:
         self.node_names = {n["NodeID"]: f"{n['NodeManagerAddress']}/{n['NodeID'][:8]}" for n in nodes}
 
     def _ship(self, ray) -> ClusterModel:
-        import openvino as ov
+        from edgeclass.ovruntime import ov
 
         from edgeclass.modelfiles.metadata import read_metadata
         from edgeclass.hashing import sha256_bytes

@@ -84,7 +84,7 @@ class RayClassifier:
     """A Ray Data callable class: ``map_batches(RayClassifier, fn_constructor_args=(config,))``."""
 
     def __init__(self, config: ActorConfig):
-        import openvino as ov
+        from edgeclass.ovruntime import ov
         import ray
 
         from edgeclass.engine import Classifier, EngineOptions, default_cache_dir

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import openvino as ov
 
 from edgeclass.media.decode import DecodeOptions, ImageReadError, load_image_tensor
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.model.evaluate import predict_all
+from edgeclass.ovruntime import ov
 
 CHUNK = 128  # images decoded at a time: memory stays flat for any dataset size
 

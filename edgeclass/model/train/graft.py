@@ -9,10 +9,10 @@ a normal edgeclass classifier IR: same input, ``probabilities`` output.
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
 
 from edgeclass.errors import ModelError
 from edgeclass.model.export import OUTPUT_NAME
+from edgeclass.ovruntime import ov
 
 
 def _classifier_input(out: ov.Output) -> ov.Output | None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import openvino as ov
 
 from edgeclass import atomic
 from edgeclass.errors import UsageError
@@ -29,6 +28,7 @@ from edgeclass.model.train.evaluate_report import REPORT_HTML, evaluate, write_r
 from edgeclass.model.train.features import compile_f32, decode_all, run_over
 from edgeclass.model.train.html import render, thumbnail
 from edgeclass.model.train.options import MODES, TrainOptions
+from edgeclass.ovruntime import ov
 
 if TYPE_CHECKING:  # NNCF is imported only when quantizing: dataset errors come fast
     from edgeclass.model.quantize import GateFailedError, QuantizeReport
