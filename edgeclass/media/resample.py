@@ -52,7 +52,11 @@ _BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, t
 _UNIT = 2.0 ** -24  # float32's unit roundoff
 # covers the rounding of ``value +- slack`` in float32 inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
 _SLACK_MARGIN = 2.0 ** -13
-_CHUNK_VALUES = 1 << 21  # gathered values per product: bounds memory on large images (16 MiB)
+# gathered values per chunk of rows in the horizontal pass (2 MiB of float32): a 1080p image decoded at 1/2
+# goes in two chunks. Inside a run the resize follows a decode that has evicted the cache, and there the
+# smaller working set is 12-20 % faster than one chunk for 1080p and 12 MP images, the same for small ones
+# (docs/benchmarks.md); it also bounds memory on large images
+_CHUNK_VALUES = 1 << 19
 # multiply-adds per matrix product: OpenBLAS gives a product M*N*K / 2**18 threads (at least 1;
 # interface/gemm.c), so at most 2**18 keeps a resize in the calling thread (the decode workers are
 # the parallelism); one product for both passes of a 1080p image decoded at 1/2
