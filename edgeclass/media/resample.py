@@ -52,11 +52,12 @@ _BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, t
 _UNIT = 2.0 ** -24  # float32's unit roundoff
 # covers the rounding of ``value +- slack`` in float32 inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
 _SLACK_MARGIN = 2.0 ** -13
-# gathered values per chunk of rows in the horizontal pass (2 MiB of float32): a 1080p image decoded at 1/2
-# goes in two chunks. Inside a run the resize follows a decode that has evicted the cache, and there the
-# smaller working set is 12-20 % faster than one chunk for 1080p and 12 MP images, the same for small ones
-# (docs/benchmarks.md); it also bounds memory on large images
-_CHUNK_VALUES = 1 << 19
+# gathered values per chunk of rows in the horizontal pass, at most (3 MiB of float32), in equal chunks:
+# a 1080p image decoded at 1/2 (1.03 M values) goes in two. Inside a run the resize follows a decode
+# that has evicted the cache; there, two chunks are 14-16 % faster than one for 1080p images and 7 %
+# for PNG 800x600, while splitting images below the cap (12 MP decoded at 1/8: 0.58 M) cost 8 %
+# (benchmarks/resample.py). It also bounds memory on large images.
+_CHUNK_VALUES = 3 << 18
 # multiply-adds per matrix product: OpenBLAS gives a product M*N*K / 2**18 threads (at least 1;
 # interface/gemm.c), so at most 2**18 keeps a resize in the calling thread (the decode workers are
 # the parallelism); one product for both passes of a 1080p image decoded at 1/2
@@ -188,6 +189,9 @@ def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
     """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on large images."""
     x0, x1 = plan.lines
     step = max(1, _CHUNK_VALUES // (plan.index.size * rows.shape[2]))
+    if rows.shape[0] > step:
+        chunks = -(-rows.shape[0] // step)
+        step = -(-rows.shape[0] // chunks)  # equal chunks: no small remainder paying a whole pass's calls
     parts = []
     for r0 in range(0, rows.shape[0], step):
         columns = cv2.transpose(np.ascontiguousarray(rows[r0 : r0 + step, x0:x1]))  # lines are columns
