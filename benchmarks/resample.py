@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import CLASSES, REPO, make_images  # noqa: E402  (benchmarks/ is not a package)
+from throughput import CLASSES, REPO, decode_jobs, make_images  # noqa: E402  (benchmarks/ is not a package)
 
 
 def load_resample(source: str, name: str):
@@ -44,23 +44,6 @@ def load_resample(source: str, name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def jobs(folder: Path, n: int) -> list[tuple[np.ndarray, int]]:
-    """(encoded bytes, OpenCV flag) per image: the scale `run` decodes it at."""
-    from edgeclass.media.imageheader import read_header
-    from edgeclass.media.preprocess import PreprocessConfig, reduction_factor
-
-    config = PreprocessConfig()
-    flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-             8: cv2.IMREAD_REDUCED_COLOR_8}
-    out = []
-    for f in sorted(folder.iterdir())[:n]:
-        data = f.read_bytes()
-        h = read_header(data)
-        factor = reduction_factor(h.height, h.width, config) if h.format == "jpeg" else 1
-        out.append((np.frombuffer(data, np.uint8), flags[factor]))
-    return out
 
 
 def crop(module, image: np.ndarray) -> np.ndarray:
@@ -116,7 +99,7 @@ def main() -> None:
           f"(medians of {args.rounds} rounds); this tree against {args.base}")
     for seed, (name, (n, _, size, ext)) in enumerate(CLASSES.items()):
         folder = make_images(args.work / f"{name.replace(' ', '_')}_{n}", n, size, ext, seed + 1)
-        times = compare(modules, jobs(folder, args.images), args.rounds, rng)
+        times = compare(modules, decode_jobs(folder, args.images), args.rounds, rng)
         ratios = [a / b for a, b in zip(times["this"], times[args.base])]
         print(f"  {name:<12}  this {statistics.median(times['this']):.3f}  {args.base} "
               f"{statistics.median(times[args.base]):.3f}  ratio {statistics.median(ratios):.3f} "

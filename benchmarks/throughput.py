@@ -112,21 +112,31 @@ def benchmark_app(xml: Path, seconds: int, precision: str) -> float:
     return float(m.group(1))
 
 
-def decode_rates(folder: Path, n: int) -> tuple[float, float]:
-    """Images/s on one thread: decoded, each at the scale `run` decodes it at (JPEG DCT scaling);
-    and decoded + resized and cropped as `run` does (the exact resampler)."""
+def decode_jobs(folder: Path, n: int) -> list[tuple[np.ndarray, int]]:
+    """(encoded bytes, OpenCV flag) for the first ``n`` images: the scale `run` decodes each at
+    (JPEG DCT scaling)."""
     from edgeclass.media.imageheader import read_header
-    from edgeclass.media.preprocess import PreprocessConfig, reduction_factor, resize_and_crop
+    from edgeclass.media.preprocess import PreprocessConfig, reduction_factor
 
     config = PreprocessConfig()
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}
-    data = [f.read_bytes() for f in sorted(folder.iterdir())[:n]]
     jobs = []
-    for d in data:
-        h = read_header(d)
+    for f in sorted(folder.iterdir())[:n]:
+        data = f.read_bytes()
+        h = read_header(data)
         factor = reduction_factor(h.height, h.width, config) if h.format == "jpeg" else 1
-        jobs.append((np.frombuffer(d, np.uint8), flags[factor]))
+        jobs.append((np.frombuffer(data, np.uint8), flags[factor]))
+    return jobs
+
+
+def decode_rates(folder: Path, n: int) -> tuple[float, float]:
+    """Images/s on one thread: decoded, each at the scale `run` decodes it at (JPEG DCT scaling);
+    and decoded + resized and cropped as `run` does (the exact resampler)."""
+    from edgeclass.media.preprocess import PreprocessConfig, resize_and_crop
+
+    config = PreprocessConfig()
+    jobs = decode_jobs(folder, n)
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     for buf, flag in jobs[:5]:  # warm-up: the decoder's and the resampler's first calls

@@ -143,15 +143,23 @@ def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation
     return AxisPlan(index, dense, dense32, slack, count, (lo, hi))
 
 
+def _equal_step(length: int, cap: int) -> int:
+    """The chunk size that cuts ``length`` into the fewest chunks of at most ``cap`` (at least 1),
+    all equal but the last by at most one: no small remainder paying a whole chunk's calls."""
+    cap = max(1, cap)
+    if length <= cap:
+        return cap
+    chunks = -(-length // cap)
+    return -(-length // chunks)
+
+
 def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
     """Resample axis 0 of ``lines`` (input lines ``plan.lines``, each a row of values) ->
     (count, row length) uint8, rounded and saturated as PIL's ``clip8``."""
     flat = lines.reshape(lines.shape[0], -1)
-    step = max(1, _MAX_PRODUCT // plan.weights.shape[2] // _BLOCK)
+    step = _equal_step(flat.shape[1], _MAX_PRODUCT // plan.weights.shape[2] // _BLOCK)
     if flat.shape[1] <= step:
         return _product(plan, flat)
-    parts = -(-flat.shape[1] // step)
-    step = -(-flat.shape[1] // parts)  # equal chunks: no small remainder paying a whole call's overhead
     return np.concatenate([_product(plan, flat[:, c : c + step]) for c in range(0, flat.shape[1], step)], axis=1)
 
 
@@ -188,10 +196,7 @@ def _settle(plan: AxisPlan, gathered: np.ndarray, low: np.ndarray, high: np.ndar
 def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
     """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on large images."""
     x0, x1 = plan.lines
-    step = max(1, _CHUNK_VALUES // (plan.index.size * rows.shape[2]))
-    if rows.shape[0] > step:
-        chunks = -(-rows.shape[0] // step)
-        step = -(-rows.shape[0] // chunks)  # equal chunks: no small remainder paying a whole pass's calls
+    step = _equal_step(rows.shape[0], _CHUNK_VALUES // (plan.index.size * rows.shape[2]))
     parts = []
     for r0 in range(0, rows.shape[0], step):
         columns = cv2.transpose(np.ascontiguousarray(rows[r0 : r0 + step, x0:x1]))  # lines are columns
