@@ -73,6 +73,14 @@ def make_images(folder: Path, n: int, size: tuple[int, int] | None, ext: str, se
     return folder
 
 
+def class_folder(work: Path, name: str, quick: bool = False) -> Path:
+    """The images of one input class under ``work`` (made once; ``quick``: the smaller set)."""
+    n, nq, size, ext = CLASSES[name]
+    count = nq if quick else n
+    seed = list(CLASSES).index(name) + 1
+    return make_images(work / f"{name.replace(' ', '_')}_{count}", count, size, ext, seed)
+
+
 def make_model(work: Path, arch: str, calib: Path) -> Path:
     out = work / "models" / arch
     if (out / "model_int8.xml").exists():
@@ -203,7 +211,10 @@ def cpu_name() -> str:
     name = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
     flags = set(re.search(r"^flags\s*:\s*(.*)$", text, re.M).group(1).split())
     has = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{name.group(1) if name else 'unknown CPU'} ({', '.join(has)})"
+    family = re.search(r"^cpu family\s*:\s*(\d+)$", text, re.M)
+    model = re.search(r"^model\s*:\s*(\d+)$", text, re.M)
+    ident = f"family {family.group(1)}, model {model.group(1)}; " if family and model else ""
+    return f"{name.group(1) if name else 'unknown CPU'} ({ident}{', '.join(has)})"
 
 
 def has_bf16() -> bool:
@@ -215,10 +226,7 @@ def has_bf16() -> bool:
 def measure(args) -> dict:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    folders = {}
-    for seed, (name, (n, nq, size, ext)) in enumerate(CLASSES.items()):
-        count = nq if args.quick else n
-        folders[name] = make_images(work / f"{name.replace(' ', '_')}_{count}", count, size, ext, seed + 1)
+    folders = {name: class_folder(work, name, args.quick) for name in CLASSES}
     model = make_model(work, args.model, folders["small JPEG"])
     # glibc keeps freed memory, as in `run` (edgeclass/media/workers.py): otherwise a decoded
     # photo's buffer may be a fresh mapping each time (1080p: ~850 page faults per image, a third
