@@ -13,7 +13,7 @@ script says how much each of those costs, in one moment of the host:
   thread clock; the process's CPU per image from ``getrusage``. What is not a worker step is
   counted as inference and feeding (OpenVINO's threads, the main thread, writing rows).
 * beside it, the limit's own figures: decoding (and, for the resize line, decode + resize) on
-  one thread with nothing else running, and benchmark_app's CPU per image (the mean of a short
+  one thread with nothing else running (throughput.decode_rates), and benchmark_app's CPU per image (the mean of a short
   benchmark_app run just before and one just after).
 
 Printed per stage: CPU ms per image in `run`, in the limit, the excess; the run/limit ratio; and
@@ -34,12 +34,9 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-
 import throughput  # benchmarks/throughput.py: the images, the model, benchmark_app, the decode jobs
 from edgeclass.engine import Classifier, EngineOptions
 from edgeclass.media import decode
-from edgeclass.media.preprocess import PreprocessConfig, resize_and_crop
 from edgeclass.media.workers import prepare_decode_workers
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.run.runner import RunOptions, run
@@ -90,21 +87,10 @@ def in_run(classifier: Classifier, folder: Path, out: Path, clock: StepClock) ->
 
 
 def alone(folder: Path, n: int) -> tuple[float, float]:
-    """Single-thread CPU ms per image, nothing else running: decode as the limit counts it
-    (benchmarks/throughput.py), and the resize + crop after each decode."""
-    config, jobs = PreprocessConfig(), throughput.decode_jobs(folder, n)
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    decode_s = resize_s = 0.0
-    for buf, flag in jobs[:3] + jobs:  # the first three again as a warm-up
-        t0 = time.thread_time()
-        image = cv2.imdecode(buf, flag)
-        t1 = time.thread_time()
-        resize_and_crop(image, config)
-        decode_s, resize_s = decode_s + t1 - t0, resize_s + time.thread_time() - t1
-    cv2.setNumThreads(threads)
-    warm = len(jobs[:3])
-    return decode_s / (len(jobs) + warm) * 1e3, resize_s / (len(jobs) + warm) * 1e3
+    """Single-thread ms per image, nothing else running, as throughput.py's limit counts them:
+    decode, and the resize + crop after it."""
+    decode_rate, prepare_rate = throughput.decode_rates(folder, n)
+    return 1e3 / decode_rate, 1e3 / prepare_rate - 1e3 / decode_rate
 
 
 def one_round(classifier, xml: Path, folder: Path, args, clock: StepClock) -> dict:
