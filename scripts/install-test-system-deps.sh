@@ -7,6 +7,8 @@ set -euo pipefail
 PKGS="ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-tools"
 # headless Chromium: tests/test_train.py renders report.html in a real browser (--dump-dom, --screenshot)
 PKGS="$PKGS chromium"
+# a C compiler: pip install builds edgeclass/media/_resample.c (the tests check it was built)
+PKGS="$PKGS gcc libc6-dev"
 # jpegtran: tests/test_hostile.py makes an arithmetic-coded JPEG (scripts/make_hostile_corpus.py)
 PKGS="$PKGS libjpeg-turbo-progs"
 missing=""

@@ -71,7 +71,7 @@ def _model_cache(variant: str) -> Path:
     from importlib.metadata import version
 
     sources = [REPO / "scripts" / "train_test_model.py", REPO / "edgeclass" / "media" / "preprocess.py",
-               REPO / "edgeclass" / "media" / "resample.py",
+               REPO / "edgeclass" / "media" / "resample.py", REPO / "edgeclass" / "media" / "_resample.c",
                REPO / "edgeclass" / "modelfiles" / "preprocessing.py"]
     key = b"".join(f.read_bytes() for f in sources) + f"{TRAIN_STEPS}/{variant}/{version('torch')}/{version('timm')}".encode()
     return CACHE / f"trained-{variant}-{hashlib.sha256(key).hexdigest()[:12]}"

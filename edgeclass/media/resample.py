@@ -7,7 +7,13 @@ wide: ``Image.resize`` does so). Each output pixel is a weighted sum of a few in
 pixels, with weights from the filter stretched by the downscale factor, normalised, and
 quantised to fixed point (``precompute_coeffs`` + ``normalize_coeffs_8bpc`` in Pillow's
 ``Resample.c``). This module computes the same weights once per (input size, output size,
-crop), then applies each pass as
+crop), then applies each pass in one of two ways that give the same bytes:
+
+* compiled (:mod:`edgeclass.media.resample_native`, ``_resample.c``, built by ``pip install``
+  when a C compiler is there): Pillow's own integer arithmetic, vectorised along the lines, one
+  call per pass with the GIL released; 2-2.3x less CPU than the NumPy path after a decode
+  (``benchmarks/resample.py``);
+* NumPy, where the library was not built (or ``EDGECLASS_RESAMPLER=numpy``), as
 
     gather (``np.take``: the input lines each block of outputs reads, one copy)
     -> one batched float32 matrix product (``np.matmul``: every block in one call)
@@ -15,7 +21,8 @@ crop), then applies each pass as
        (``cv2.convertScaleAbs``), twice: at the float32 value minus and plus its error bound
     -> the few outputs whose two roundings differ, recomputed exactly in float64 ("settled").
 
-Exactness, hence determinism. The weights are PIL's integers divided by 2**22 (at most 23
+Exactness, hence determinism. The compiled pass is PIL's integer code itself (int32 sums cannot
+overflow: 255 x sum |weight| < 2**31). For the NumPy path: the weights are PIL's integers divided by 2**22 (at most 23
 significant bits: exact in float32). In float64 every product and partial sum is exact (8-bit
 pixel x 22-bit weight, sums far below 2**53), whatever order BLAS adds them in. In float32 they
 are not, but the error of any float32 dot product of ``n`` terms, in any order, with or without
@@ -34,8 +41,8 @@ always give the same crop. Float32 halves the memory the products stream through
 workers share the cache with OpenVINO's inference threads) and is 10-15 % faster alone.
 
 Channels stay interleaved (OpenCV's BGR order): a pass works on lines of ``3 * length``
-values, so each block product is ``(outputs x span) @ (span x 3*length)``. The horizontal pass
-runs on the transposed image (``cv2.transpose``), so both passes are row products.
+values (NumPy: each block product is ``(outputs x span) @ (span x 3*length)``). The horizontal
+pass runs on the transposed image (``cv2.transpose``), so both passes work on rows.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+
+from edgeclass.media import resample_native
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
 _BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, the zero-padded products grow
@@ -91,6 +100,11 @@ class AxisPlan:
     slack: float  # bound on |float32 product - exact value| for every output, plus a margin
     count: int
     lines: tuple[int, int]  # [first, last) input lines any output reads
+    # for the compiled pass (resample_native): per output, its first line (from ``lines[0]``),
+    # its number of taps, and PIL's integer weights (count, taps) int32
+    first: np.ndarray
+    taps: np.ndarray
+    coeffs: np.ndarray
 
 
 def _pil_weights(in_size: int, out_size: int, first: int, count: int, interpolation: str):
@@ -110,13 +124,15 @@ def _pil_weights(in_size: int, out_size: int, first: int, count: int, interpolat
     total = w.sum(axis=1, keepdims=True)
     w = np.divide(w, total, out=np.zeros_like(w), where=total != 0.0)
     fixed = np.trunc(w * (1 << _PRECISION_BITS) + np.where(w < 0, -0.5, 0.5))  # (int)(x +- 0.5)
-    return xmin, fixed / (1 << _PRECISION_BITS)
+    return xmin, xmax, fixed
 
 
 @lru_cache(maxsize=512)
 def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation: str) -> AxisPlan:
-    xmin, w = _pil_weights(in_size, out_size, first, count, interpolation)
+    xmin, xmax, fixed = _pil_weights(in_size, out_size, first, count, interpolation)
+    w = fixed / (1 << _PRECISION_BITS)
     taps = w.shape[1]
+    native = (xmin.astype(np.int32), (xmax - xmin).astype(np.int32), fixed.astype(np.int32))
     blocks = -(-count // _BLOCK)
     pad = blocks * _BLOCK - count
     xmin = np.concatenate([xmin, np.repeat(xmin[-1:], pad)])
@@ -132,15 +148,16 @@ def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation
     index = np.minimum(start[:, None] + np.arange(span)[None, :], in_size - 1)  # past the end: weight 0
     lo, hi = int(index.min()), int(index.max()) + 1
     index = index.reshape(-1) - lo
+    native = (native[0] - lo, *native[1:])
     dense32 = dense.astype(np.float32)
     if not np.array_equal(dense32, dense):  # PIL's weights have at most 23 significant bits
         raise AssertionError("resampling weights not exact in float32")
     terms = int(np.count_nonzero(dense, axis=2).max())  # taps per output (the padding's products are exact zeros)
     gamma = terms * _UNIT / (1.0 - terms * _UNIT)
     slack = gamma * 255.0 * float(np.abs(dense).sum(axis=2).max()) + _SLACK_MARGIN
-    for arr in (dense, dense32, index):
+    for arr in (dense, dense32, index, *native):
         arr.setflags(write=False)  # shared by every call through the cache
-    return AxisPlan(index, dense, dense32, slack, count, (lo, hi))
+    return AxisPlan(index, dense, dense32, slack, count, (lo, hi), *native)
 
 
 def _equal_step(length: int, cap: int) -> int:
@@ -157,6 +174,8 @@ def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
     """Resample axis 0 of ``lines`` (input lines ``plan.lines``, each a row of values) ->
     (count, row length) uint8, rounded and saturated as PIL's ``clip8``."""
     flat = lines.reshape(lines.shape[0], -1)
+    if resample_native.available():
+        return resample_native.resample_lines(flat, plan.first, plan.taps, plan.coeffs)
     step = _equal_step(flat.shape[1], _MAX_PRODUCT // plan.weights.shape[2] // _BLOCK)
     if flat.shape[1] <= step:
         return _product(plan, flat)
@@ -199,7 +218,7 @@ def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
     step = _equal_step(rows.shape[0], _CHUNK_VALUES // (plan.index.size * rows.shape[2]))
     parts = []
     for r0 in range(0, rows.shape[0], step):
-        columns = cv2.transpose(np.ascontiguousarray(rows[r0 : r0 + step, x0:x1]))  # lines are columns
+        columns = cv2.transpose(rows[r0 : r0 + step, x0:x1])  # lines are columns (OpenCV reads the strided view: no copy first)
         parts.append(cv2.transpose(_apply(plan, columns).reshape(plan.count, -1, rows.shape[2])))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 

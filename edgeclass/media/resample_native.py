@@ -1,0 +1,65 @@
+"""The compiled resampling pass (``_resample.c``), when the install built it.
+
+``pip install`` compiles ``edgeclass/media/_resample.c`` into a shared library beside this
+module (``setup.py``: an *optional* extension, so an install without a C compiler still works).
+It has no Python API: ctypes loads it and releases the GIL for each call. Where it is missing,
+:mod:`edgeclass.media.resample` uses its NumPy path, which gives the same bytes (both are
+Pillow's arithmetic, exactly), at several times the CPU.
+
+``EDGECLASS_RESAMPLER=numpy`` in the environment ignores the library (for comparisons).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+from functools import lru_cache
+
+import numpy as np
+
+_LIBRARY = "edgeclass.media._resample"
+
+
+@lru_cache(maxsize=1)
+def kernel():
+    """``ec_resample_lines`` from the built library, or None (not built, or switched off)."""
+    if os.environ.get("EDGECLASS_RESAMPLER", "").lower() == "numpy":
+        return None
+    try:
+        spec = importlib.util.find_spec(_LIBRARY)  # finds the file (never imports it: it has no PyInit)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return None
+    try:
+        function = ctypes.CDLL(spec.origin).ec_resample_lines
+    except (OSError, AttributeError):
+        return None
+    size, pointer = ctypes.c_ssize_t, ctypes.c_void_p  # addresses as integers: no pointer objects per call
+    function.argtypes = (pointer, size, size, pointer, size, size, pointer, pointer, pointer, size)
+    function.restype = None
+    return function
+
+
+def available() -> bool:
+    return kernel() is not None
+
+
+def resample_lines(lines: np.ndarray, first: np.ndarray, taps: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
+    """Output line ``j`` from input lines ``first[j] .. first[j] + taps[j] - 1`` of ``lines``
+    ((n, length) uint8, rows contiguous) with Pillow's integer ``coeffs[j]`` ((count, width)
+    int32, C order): (count, length) uint8. ``first``/``taps`` int32, in range (the caller's
+    plan guarantees it)."""
+    function = kernel()
+    count, length = coeffs.shape[0], lines.shape[1]
+    # the C code trusts its arguments: outputs' lines rise with j, so the last output reads the furthest
+    if not (first.dtype == taps.dtype == coeffs.dtype == np.int32 and coeffs.flags.c_contiguous
+            and first.shape == taps.shape == (count,) and int(first[-1]) + int(taps[-1]) <= lines.shape[0]):
+        raise ValueError("resample_lines: plan and lines do not match")
+    out = np.empty((count, length), dtype=np.uint8)
+    if lines.strides[1] != 1:
+        lines = np.ascontiguousarray(lines)
+    function(lines.ctypes.data, lines.strides[0], length, out.ctypes.data, out.strides[0], count,
+             first.ctypes.data, taps.ctypes.data, coeffs.ctypes.data, coeffs.strides[0] // 4)
+    return out

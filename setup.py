@@ -1,0 +1,18 @@
+"""The one compiled part: edgeclass/media/_resample.c (see edgeclass/media/resample_native.py).
+
+Optional: without a C compiler the install still succeeds and the resampler uses its NumPy
+path (the same bytes, several times the CPU). Everything else is in pyproject.toml.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "edgeclass.media._resample",
+            sources=["edgeclass/media/_resample.c"],
+            extra_compile_args=["-O3", "-fno-strict-aliasing"],
+            optional=True,
+        )
+    ]
+)
