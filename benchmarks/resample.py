@@ -11,13 +11,15 @@ both start cold; only the resize is timed (`time.thread_time`). Both must give t
 Per input class: milliseconds per image of each (median of the rounds, and the rounds), and the
 median of the per-round ratios this/REF.
 
+With ``--base numpy``, the other side is this tree's own NumPy path (the compiled pass,
+``edgeclass/media/_resample.c``, switched off for it alone): what the compiled pass saves.
 With ``--base pillow``, the other side is Pillow's own C resampler (``Image.resize`` with the
 crop's ``box``: the same outputs, computed in fixed point by scalar C; ``Image.fromarray`` counted):
 what compiling the same arithmetic without SIMD would give. Its box centres are computed from
 the box, not the output index, and differ in the last bit on some sizes: up to 1 grey level is
 allowed there (Pillow's whole resize + crop equals this tree's bytes: tests/unit check that).
 
-Usage: python benchmarks/resample.py [--base REF|pillow] [--rounds 5] [--images 100] [--work DIR]
+Usage: python benchmarks/resample.py [--base REF|numpy|pillow] [--rounds 5] [--images 100] [--work DIR]
 Input classes as throughput.py's (small JPEG, 1080p JPEG, 12 MP JPEG, PNG 800x600), generated
 into --work once.
 """
@@ -97,6 +99,23 @@ def compare(modules: dict, work: list, rounds: int, rng: random.Random, toleranc
     return per_round
 
 
+def numpy_path():
+    """This tree's resampler with the compiled pass switched off (for this module alone)."""
+    import types
+
+    module = load_resample((REPO / "edgeclass/media/resample.py").read_text(), "resample_numpy")
+    module.resample_native = types.SimpleNamespace(available=lambda: False)
+    return module
+
+
+def base_module(base: str):
+    if base == "pillow":
+        return Pillow()
+    if base == "numpy":
+        return numpy_path()
+    return load_resample(base_source(base), "resample_base")
+
+
 def base_source(ref: str) -> str:
     return subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:edgeclass/media/resample.py"],
                           capture_output=True, text=True, check=True).stdout
@@ -104,7 +123,7 @@ def base_source(ref: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", default="HEAD~1", help="git ref of the resampler to compare with, or 'pillow'")
+    ap.add_argument("--base", default="HEAD~1", help="git ref of the resampler to compare with, 'numpy' or 'pillow'")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--images", type=int, default=100, help="images per class (at most the class's set)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeclass-bench")
@@ -114,8 +133,12 @@ def main() -> None:
 
     keep_freed_memory()  # as in `run`: no page faults on the decoded images and temporaries
     cv2.setNumThreads(1)
+    from edgeclass.media import resample_native
+
+    if not resample_native.available():
+        print("note: the compiled pass is not built here (or EDGECLASS_RESAMPLER=numpy): 'this' is the NumPy path")
     modules = {"this": load_resample((REPO / "edgeclass/media/resample.py").read_text(), "resample_this"),
-               args.base: Pillow() if args.base == "pillow" else load_resample(base_source(args.base), "resample_base")}
+               args.base: base_module(args.base)}
     rng = random.Random(0)
     print(f"resize + crop right after each image's decode, one thread, ms per image "
           f"(medians of {args.rounds} rounds); this tree against {args.base}")

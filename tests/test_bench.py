@@ -23,6 +23,10 @@ def test_bench_json(trained_model_dir, image_sets):
         assert x["streams"] >= 1 and x["requests"] >= 1 and x["threads"] >= 1
     assert set(report["cpu"]) >= {"vnni", "bf16", "amx", "openvino_capabilities", "cores"}
     assert report["end_to_end"]["images"] == 12 and report["end_to_end"]["ok"] == 12
+    from edgeclass.media import resample_native
+
+    # the CLI's process finds the same build as this one (pip install built it where cc exists)
+    assert report["end_to_end"]["resampler"] == ("compiled" if resample_native.available() else "numpy")
 
 
 def test_bench_table_and_unavailable_precision(trained_model_dir, tmp_path):

@@ -140,6 +140,9 @@ def bench_table(report) -> Table:
         t.caption = (f"end to end ({e['precision']}, decode + preprocess + inference): {e['images_per_s']:.1f} img/s "
                      f"on {e['images']} images, {e['decode_workers']} decode workers; the inference queue waited "
                      f"for input {100 * e['input_wait_share']:.0f} % of the time")
+        if e.get("resampler") == "numpy":
+            t.caption += ("; the resampler's NumPy path (installed without a C compiler: reinstall with gcc "
+                          "for about half the preprocessing CPU)")
     return t
 
 
