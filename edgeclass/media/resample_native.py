@@ -54,8 +54,9 @@ def resample_lines(lines: np.ndarray, first: np.ndarray, taps: np.ndarray, coeff
     function = kernel()
     count, length = coeffs.shape[0], lines.shape[1]
     # the C code trusts its arguments: outputs' lines rise with j, so the last output reads the furthest
-    if not (first.dtype == taps.dtype == coeffs.dtype == np.int32 and coeffs.flags.c_contiguous
-            and first.shape == taps.shape == (count,) and int(first[-1]) + int(taps[-1]) <= lines.shape[0]):
+    if not (lines.dtype == np.uint8 and first.dtype == taps.dtype == coeffs.dtype == np.int32
+            and coeffs.flags.c_contiguous and first.shape == taps.shape == (count,)
+            and int(first[0]) >= 0 and int(first[-1]) + int(taps[-1]) <= lines.shape[0]):
         raise ValueError("resample_lines: plan and lines do not match")
     out = np.empty((count, length), dtype=np.uint8)
     if lines.strides[1] != 1:
