@@ -67,6 +67,10 @@ _SLACK_MARGIN = 2.0 ** -13
 # for PNG 800x600, while splitting images below the cap (12 MP decoded at 1/8: 0.58 M) cost 8 %
 # (benchmarks/resample.py). It also bounds memory on large images.
 _CHUNK_VALUES = 3 << 18
+# the compiled pass has no float temporaries: there a chunk is bounded by its transposed copy
+# (uint8) alone, so 1080p and 800x600 regions go in one chunk (two cost 10 % and 4 % more, each
+# resize right after its decode); huge undecimated images (a 12 MP PNG: 24 MB) are still split
+_NATIVE_CHUNK_BYTES = 8 << 20
 # multiply-adds per matrix product: OpenBLAS gives a product M*N*K / 2**18 threads (at least 1;
 # interface/gemm.c), so at most 2**18 keeps a resize in the calling thread (the decode workers are
 # the parallelism); one product for both passes of a 1080p image decoded at 1/2
@@ -215,7 +219,11 @@ def _settle(plan: AxisPlan, gathered: np.ndarray, low: np.ndarray, high: np.ndar
 def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
     """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on large images."""
     x0, x1 = plan.lines
-    step = _equal_step(rows.shape[0], _CHUNK_VALUES // (plan.index.size * rows.shape[2]))
+    if resample_native.available():
+        cap = _NATIVE_CHUNK_BYTES // ((x1 - x0) * rows.shape[2])
+    else:
+        cap = _CHUNK_VALUES // (plan.index.size * rows.shape[2])
+    step = _equal_step(rows.shape[0], cap)
     parts = []
     for r0 in range(0, rows.shape[0], step):
         columns = cv2.transpose(rows[r0 : r0 + step, x0:x1])  # lines are columns (OpenCV reads the strided view: no copy first)

@@ -86,7 +86,8 @@ def test_large_images_are_done_in_chunks_with_the_same_result(monkeypatch):
 
     img = _image(1200, 1600, seed=3)
     whole = resample_crop(img, 288, 384, 16, 64, 256, 256, "bicubic")
-    monkeypatch.setattr(resample, "_CHUNK_VALUES", 4096)  # many row chunks
+    monkeypatch.setattr(resample, "_CHUNK_VALUES", 4096)  # many row chunks (NumPy path)
+    monkeypatch.setattr(resample, "_NATIVE_CHUNK_BYTES", 4096)  # (compiled pass)
     assert np.array_equal(resample_crop(img, 288, 384, 16, 64, 256, 256, "bicubic"), whole)
     assert np.array_equal(whole, _pil(img, 288, 384, "bicubic")[16:272, 64:320])
 
