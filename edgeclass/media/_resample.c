@@ -1,7 +1,9 @@
 /* One pass of Pillow's 8-bit resampling (Resample.c, ImagingResampleVertical_8bpc), over lines.
  *
- * Output line j = clip8((1 << 21) + sum_t coeffs[j][t] * src line (first[j] + t)) >> 22), for
- * t < taps[j], element by element along the lines: Pillow's own integer arithmetic (its
+ * Output line j = clip8((1 << 21) + sum_t coeffs[j][t] * src line at first[j] * src_stride +
+ * t * tap_step) >> 22), for t < taps[j], element by element along the lines (tap_step =
+ * src_stride: consecutive lines; 3 * src_stride: every third line, the horizontal pass over
+ * transposed bytes whose lines are (column, channel) pairs): Pillow's own integer arithmetic (its
  * fixed-point coefficients, int32 sums, rounding and clipping), so every output byte is Pillow's,
  * whatever the CPU or the vector width. edgeclass/media/resample.py computes the coefficients
  * and applies a pass per axis (the horizontal one on transposed lines); this file only does the
@@ -34,7 +36,7 @@ DISPATCH
 void ec_resample_lines(const uint8_t *src, ptrdiff_t src_stride, ptrdiff_t length,
                        uint8_t *dst, ptrdiff_t dst_stride, ptrdiff_t count,
                        const int32_t *first, const int32_t *taps,
-                       const int32_t *coeffs, ptrdiff_t coeff_stride)
+                       const int32_t *coeffs, ptrdiff_t coeff_stride, ptrdiff_t tap_step)
 {
     int32_t acc[CHUNK];
     for (ptrdiff_t x0 = 0; x0 < length; x0 += CHUNK) {
@@ -48,13 +50,13 @@ void ec_resample_lines(const uint8_t *src, ptrdiff_t src_stride, ptrdiff_t lengt
                 acc[x] = 1 << (PRECISION_BITS - 1);
             for (; t + 1 < m; t += 2) { /* two lines per sweep: half the loads and stores of the sums */
                 const int32_t k0 = k[t], k1 = k[t + 1];
-                const uint8_t *a = line + t * src_stride, *b = a + src_stride;
+                const uint8_t *a = line + t * tap_step, *b = a + tap_step;
                 for (ptrdiff_t x = 0; x < n; x++)
                     acc[x] += (int32_t)a[x] * k0 + (int32_t)b[x] * k1;
             }
             if (t < m) {
                 const int32_t k0 = k[t];
-                const uint8_t *a = line + t * src_stride;
+                const uint8_t *a = line + t * tap_step;
                 for (ptrdiff_t x = 0; x < n; x++)
                     acc[x] += (int32_t)a[x] * k0;
             }

@@ -57,6 +57,7 @@ import numpy as np
 from edgeclass.media import resample_native
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
+_CHANNELS = 3  # resample_crop takes HxWx3 images
 _BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, the zero-padded products grow
 _UNIT = 2.0 ** -24  # float32's unit roundoff
 # covers the rounding of ``value +- slack`` in float32 inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
@@ -109,6 +110,11 @@ class AxisPlan:
     first: np.ndarray
     taps: np.ndarray
     coeffs: np.ndarray
+    # the same per (output, channel) for lines that are (column, channel) pairs: the horizontal
+    # pass over transposed bytes (output j, channel c: lines 3 * first[j] + c + 3 t)
+    first3: np.ndarray
+    taps3: np.ndarray
+    coeffs3: np.ndarray
 
 
 def _pil_weights(in_size: int, out_size: int, first: int, count: int, interpolation: str):
@@ -153,6 +159,8 @@ def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation
     lo, hi = int(index.min()), int(index.max()) + 1
     index = index.reshape(-1) - lo
     native = (native[0] - lo, *native[1:])
+    native += ((native[0][:, None] * _CHANNELS + np.arange(_CHANNELS, dtype=np.int32)).reshape(-1),
+               np.repeat(native[1], _CHANNELS), np.repeat(native[2], _CHANNELS, axis=0))
     dense32 = dense.astype(np.float32)
     if not np.array_equal(dense32, dense):  # PIL's weights have at most 23 significant bits
         raise AssertionError("resampling weights not exact in float32")
@@ -219,16 +227,32 @@ def _settle(plan: AxisPlan, gathered: np.ndarray, low: np.ndarray, high: np.ndar
 def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
     """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on large images."""
     x0, x1 = plan.lines
-    if resample_native.available():
-        cap = _NATIVE_CHUNK_BYTES // ((x1 - x0) * rows.shape[2])
+    native = resample_native.available()
+    if native:
+        cap = _NATIVE_CHUNK_BYTES // ((x1 - x0) * _CHANNELS)
     else:
-        cap = _CHUNK_VALUES // (plan.index.size * rows.shape[2])
+        cap = _CHUNK_VALUES // (plan.index.size * _CHANNELS)
     step = _equal_step(rows.shape[0], cap)
     parts = []
     for r0 in range(0, rows.shape[0], step):
-        columns = cv2.transpose(rows[r0 : r0 + step, x0:x1])  # lines are columns (OpenCV reads the strided view: no copy first)
-        parts.append(cv2.transpose(_apply(plan, columns).reshape(plan.count, -1, rows.shape[2])))
+        chunk = rows[r0 : r0 + step]
+        if native:
+            parts.append(_horizontal_bytes(chunk, plan))
+            continue
+        columns = cv2.transpose(chunk[:, x0:x1])  # lines are columns (OpenCV reads the strided view: no copy first)
+        parts.append(cv2.transpose(_apply(plan, columns).reshape(plan.count, -1, _CHANNELS)))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _horizontal_bytes(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
+    """The compiled horizontal pass: ``rows`` as single bytes, transposed so each line is one
+    (column, channel) pair (OpenCV's SIMD transpose of 1-byte elements: a quarter to a third less
+    time than moving 3-byte pixels), every third line a tap, transposed back."""
+    x0, x1 = plan.lines
+    flat = rows.reshape(rows.shape[0], -1)[:, x0 * _CHANNELS : x1 * _CHANNELS]
+    lines = cv2.transpose(flat)
+    out = resample_native.resample_lines(lines, plan.first3, plan.taps3, plan.coeffs3, step=_CHANNELS)
+    return cv2.transpose(out).reshape(rows.shape[0], plan.count, _CHANNELS)
 
 
 def resample_crop(image: np.ndarray, out_h: int, out_w: int, top: int, left: int, crop_h: int, crop_w: int,

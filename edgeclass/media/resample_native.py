@@ -37,7 +37,7 @@ def kernel():
     except (OSError, AttributeError):
         return None
     size, pointer = ctypes.c_ssize_t, ctypes.c_void_p  # addresses as integers: no pointer objects per call
-    function.argtypes = (pointer, size, size, pointer, size, size, pointer, pointer, pointer, size)
+    function.argtypes = (pointer, size, size, pointer, size, size, pointer, pointer, pointer, size, size)
     function.restype = None
     return function
 
@@ -46,8 +46,9 @@ def available() -> bool:
     return kernel() is not None
 
 
-def resample_lines(lines: np.ndarray, first: np.ndarray, taps: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
-    """Output line ``j`` from input lines ``first[j] .. first[j] + taps[j] - 1`` of ``lines``
+def resample_lines(lines: np.ndarray, first: np.ndarray, taps: np.ndarray, coeffs: np.ndarray,
+                   step: int = 1) -> np.ndarray:
+    """Output line ``j`` from input lines ``first[j] + t * step`` (``t < taps[j]``) of ``lines``
     ((n, length) uint8, rows contiguous) with Pillow's integer ``coeffs[j]`` ((count, width)
     int32, C order): (count, length) uint8. ``first``/``taps`` int32, in range (the caller's
     plan guarantees it)."""
@@ -55,12 +56,12 @@ def resample_lines(lines: np.ndarray, first: np.ndarray, taps: np.ndarray, coeff
     count, length = coeffs.shape[0], lines.shape[1]
     # the C code trusts its arguments: outputs' lines rise with j, so the last output reads the furthest
     if not (lines.dtype == np.uint8 and first.dtype == taps.dtype == coeffs.dtype == np.int32
-            and coeffs.flags.c_contiguous and first.shape == taps.shape == (count,)
-            and int(first[0]) >= 0 and int(first[-1]) + int(taps[-1]) <= lines.shape[0]):
+            and coeffs.flags.c_contiguous and first.shape == taps.shape == (count,) and step >= 1
+            and int(first[0]) >= 0 and int(first[-1]) + (int(taps[-1]) - 1) * step < lines.shape[0]):
         raise ValueError("resample_lines: plan and lines do not match")
     out = np.empty((count, length), dtype=np.uint8)
     if lines.strides[1] != 1:
         lines = np.ascontiguousarray(lines)
     function(lines.ctypes.data, lines.strides[0], length, out.ctypes.data, out.strides[0], count,
-             first.ctypes.data, taps.ctypes.data, coeffs.ctypes.data, coeffs.strides[0] // 4)
+             first.ctypes.data, taps.ctypes.data, coeffs.ctypes.data, coeffs.strides[0] // 4, step * lines.strides[0])
     return out
