@@ -11,8 +11,8 @@ crop), then applies each pass in one of two ways that give the same bytes:
 
 * compiled (:mod:`edgeclass.media.resample_native`, ``_resample.c``, built by ``pip install``
   when a C compiler is there): Pillow's own integer arithmetic, vectorised along the lines, one
-  call per pass with the GIL released; 2-2.3x less CPU than the NumPy path after a decode
-  (``benchmarks/resample.py``);
+  call per pass with the GIL released; about 2.5x less CPU than the NumPy path after a decode
+  (``benchmarks/resample.py --base numpy``);
 * NumPy, where the library was not built (or ``EDGECLASS_RESAMPLER=numpy``), as
 
     gather (``np.take``: the input lines each block of outputs reads, one copy)
@@ -239,7 +239,7 @@ def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
         if native:
             parts.append(_horizontal_bytes(chunk, plan))
             continue
-        columns = cv2.transpose(chunk[:, x0:x1])  # lines are columns (OpenCV reads the strided view: no copy first)
+        columns = cv2.transpose(np.ascontiguousarray(chunk[:, x0:x1]))  # lines are columns
         parts.append(cv2.transpose(_apply(plan, columns).reshape(plan.count, -1, _CHANNELS)))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
