@@ -39,3 +39,5 @@ def test_bench_table_and_unavailable_precision(trained_model_dir, tmp_path):
         (fp32_only / f).write_bytes((trained_model_dir / f).read_bytes())
     r = run_cli("bench", "--model", str(fp32_only), "--precision", "int8", "--seconds", "0.5")
     assert r.returncode == 2 and "not available" in r.stderr
+    r = run_cli("bench", str(tmp_path / "no-such-folder"), "--model", str(trained_model_dir), "--seconds", "0.5")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr  # before any measuring

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------- bench
 @app.command()
 def bench(
-    folder: Annotated[Optional[Path], typer.Argument(help="Also measure end to end (decode included) on these images.")] = None,
+    folder: Annotated[Optional[Path], typer.Argument(exists=True, file_okay=False, help="Also measure end to end (decode included) on these images.")] = None,
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model folder (default: the latest under models/).")] = None,
     precision: Annotated[list[str], typer.Option(help="fp32, bf16, int8; repeatable (default: all available).")] = [],  # noqa: B006
     seconds: Annotated[float, typer.Option(min=0.5, help="Measuring time per precision.")] = 5.0,
