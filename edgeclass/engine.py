@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeclass import cpuclass
 from edgeclass.errors import ModelError, UsageError
 from edgeclass.modelfiles.ir import read_ir
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata
+from edgeclass.modelfiles.provenance import Int8Provenance
 from edgeclass.ovruntime import ov
 from edgeclass.results import Prediction
 
@@ -56,6 +58,13 @@ def compile_config(core: ov.Core, options: EngineOptions, precision: str) -> dic
     if options.cache_dir is not None:
         config["CACHE_DIR"] = str(options.cache_dir)
     return config
+
+
+def accuracy_caveat(metadata: ModelMetadata, precision: str) -> str | None:
+    """Why an INT8 model's recorded accuracy does not hold on this CPU class, or None."""
+    if precision != "int8":
+        return None
+    return Int8Provenance.from_calibration(metadata.calibration).caveat(cpuclass.detect())
 
 
 @dataclass

@@ -19,7 +19,6 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import train_test_model  # noqa: E402  (scripts/ is not a package)
 
-TRAIN_STEPS = int(os.environ.get("EDGECLASS_TEST_TRAIN_STEPS", "400"))
 CACHE = Path(os.environ.get("EDGECLASS_TEST_CACHE", REPO / "tests" / ".cache"))
 
 
@@ -64,65 +63,57 @@ def read_csv(path_or_text) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def _model_cache(variant: str) -> Path:
-    """Where a test model is cached, by what decides its weights: the training script, the
-    preprocessing it trains through, torch and timm versions (training is deterministic on one
-    machine; a stale cache would hide what a fresh clone trains)."""
-    from importlib.metadata import version
-
-    sources = [REPO / "scripts" / "train_test_model.py", REPO / "edgeclass" / "media" / "preprocess.py",
-               REPO / "edgeclass" / "media" / "resample.py", REPO / "edgeclass" / "media" / "_resample.c",
-               REPO / "edgeclass" / "modelfiles" / "preprocessing.py"]
-    key = b"".join(f.read_bytes() for f in sources) + f"{TRAIN_STEPS}/{variant}/{version('torch')}/{version('timm')}".encode()
-    return CACHE / f"trained-{variant}-{hashlib.sha256(key).hexdigest()[:12]}"
+# The test models: 4-class mobilevitv2_050s trained once by scripts/train_test_model.py (400
+# steps, one torch thread) and committed, so every CPU class tests the same bytes (training at
+# test time gave a different model on AVX2 than on AVX-512 kernels, and cost ~5 min of CI).
+FIXTURES = REPO / "tests" / "fixtures" / "models"
+FIXTURE_SHA256 = {
+    "shapes": "b82759717e83f924f342af91a5ff24e2fbd76ddf6d74a7fa8cee48b6b0d642cb",
+    "colours": "229bd1d458b02f9bb9825d63adec8b46d19952d286eae93bac93964803c02ebe",
+}
 
 
-_TRAINING: dict[str, subprocess.Popen] = {}  # variant -> its training process (started, not yet collected)
-
-
-def _start_training() -> None:
-    """Train every missing test model at once, one process and one torch thread each: small
-    batches scale poorly over threads, so on 2 cores the two models take about as long as one
-    (1.6x faster than one after the other with 2 threads each)."""
-    for variant in train_test_model.VARIANTS:
-        out = _model_cache(variant)
-        if variant in _TRAINING or (out / "train_info.json").exists():
-            continue
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        log = open(tmp.with_name(tmp.name + ".log"), "wb")  # noqa: SIM115 - the child's, closed with it
-        _TRAINING[variant] = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "train_test_model.py"), str(tmp), "--steps", str(TRAIN_STEPS),
-             "--variant", variant, "--threads", "1"], stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-
-
-def _trained(variant: str) -> Path:
-    """A briefly trained 4-class mobilevitv2_050 (scripts/train_test_model.py), cached. Test
-    workers (pytest -n) share the cache: one trains, the others wait for it under a lock."""
-    out = _model_cache(variant)
-    if (out / "train_info.json").exists():
-        return out
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".training.lock", "wb") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "train_info.json").exists():
-            _start_training()
-            for name in list(_TRAINING):  # every model started here, before the lock goes
-                _collect(name)
+def fixture_model(variant: str) -> Path:
+    """The committed test model ``variant``, its checkpoint checked against the pinned sha256."""
+    out = FIXTURES / variant
+    checkpoint = out / "checkpoint.safetensors"
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest() if checkpoint.is_file() else "missing"
+    if digest != FIXTURE_SHA256[variant]:
+        raise RuntimeError(
+            f"{checkpoint}: sha256 {digest} is not the pinned {FIXTURE_SHA256[variant]} (tests/conftest.py). "
+            f"Regenerate it with `python scripts/train_test_model.py tests/fixtures/models/{variant} --variant {variant} "
+            "--steps 400 --threads 1` and pin the new hash, or restore the file with `git checkout`.")
     return out
 
 
-def _collect(variant: str) -> None:
-    out = _model_cache(variant)
-    tmp = out.with_name(out.name + ".tmp")
-    if _TRAINING.pop(variant).wait() != 0:
-        raise RuntimeError(f"training the {variant} test model failed: "
-                           + tmp.with_name(tmp.name + ".log").read_text()[-3000:])
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    tmp.with_name(tmp.name + ".log").unlink()
+def _cache_key(*parts: bytes) -> str:
+    """What decides a built test model: edgeclass's own sources, the image generator, the
+    packages' versions and the CPU cap in force (a cache must never hide what a fresh clone builds)."""
+    from importlib.metadata import version
+
+    sources = sorted((REPO / "edgeclass").rglob("*.py")) + sorted((REPO / "edgeclass").rglob("*.c"))
+    sources.append(REPO / "scripts" / "train_test_model.py")
+    h = hashlib.sha256(b"".join(parts))
+    for f in sources:
+        h.update(f.read_bytes())
+    h.update(" ".join(version(p) for p in ("openvino", "nncf", "torch", "timm")).encode())
+    h.update(f"{os.environ.get('OV_CPU_MAX_ISA')}/{os.environ.get('ONEDNN_MAX_CPU_ISA')}".encode())
+    return h.hexdigest()[:16]
+
+
+def built_once(name: str, key: str, build, dest: Path) -> Path:
+    """``build(folder)`` once for every pytest worker (cached under tests/.cache by ``key``, under
+    a lock), then copied to ``dest``: each worker gets its own copy to write next to."""
+    cached = CACHE / f"{name}-{key}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{name}.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cached / ".complete").exists():
+            shutil.rmtree(cached, ignore_errors=True)
+            build(cached)
+            (cached / ".complete").touch()
+    shutil.copytree(cached, dest, ignore=shutil.ignore_patterns(".complete"))
+    return dest
 
 
 # The end-to-end files with the longest serial wall time first (2 cores, 2026-11-30): in two
@@ -138,23 +129,16 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order kept
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """Trainings still running (a session interrupted while waiting): stopped with it."""
-    for proc in _TRAINING.values():
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="session")
 def trained_dir() -> Path:
     """The hard test model ("shapes": ~73 % held-out top-1, many borderline images)."""
-    return _trained("shapes")
+    return fixture_model("shapes")
 
 
 @pytest.fixture(scope="session")
 def accurate_dir() -> Path:
     """The confident, accurate test model ("colours": >= 95 % held-out top-1)."""
-    return _trained("colours")
+    return fixture_model("colours")
 
 
 @pytest.fixture(scope="session")
@@ -178,20 +162,22 @@ def trained_model_dir(trained_dir: Path, image_sets, tmp_path_factory) -> Path:
     from edgeclass.model.convert import ConvertOptions, convert
     from edgeclass.model.quantize import QuantizeOptions
 
-    out = tmp_path_factory.mktemp("models") / "shapes"
-    convert(
-        ConvertOptions(
-            model="mobilevitv2_050",
-            weights=trained_dir / "checkpoint.safetensors",
-            labels=trained_dir / "labels.txt",
-            output=out,
-            input_size=train_test_model.TRAIN_SIZE,
-            crop_pct=0.875,
-            calibration=image_sets["calibration"],
-            quantize=QuantizeOptions(validation=image_sets["validation"]),
+    def build(out: Path) -> None:
+        convert(
+            ConvertOptions(
+                model="mobilevitv2_050",
+                weights=trained_dir / "checkpoint.safetensors",
+                labels=trained_dir / "labels.txt",
+                output=out,
+                input_size=train_test_model.TRAIN_SIZE,
+                crop_pct=0.875,
+                calibration=image_sets["calibration"],
+                quantize=QuantizeOptions(validation=image_sets["validation"]),
+            )
         )
-    )
-    return out
+
+    key = _cache_key(FIXTURE_SHA256["shapes"].encode(), b"trained_model_dir")
+    return built_once("shapes-model", key, build, tmp_path_factory.mktemp("models") / "shapes")
 
 
 def fp32_only_copy(model_dir: Path, dest: Path) -> Path:

@@ -45,15 +45,27 @@ def _expected(rows: list[dict]) -> dict[str, str]:
             for r in rows if r["status"] == "ok"}
 
 
+def _cut_below_some(model_dir: Path, photos: Path) -> float:
+    """A --min-score between this model's own sorted top-1 scores on ``photos`` (the lowest two
+    fall under it): the scores, and so any fixed cut, differ between CPU classes."""
+    r = run_cli("run", str(photos), "--model", str(model_dir), "--min-score", "0", "--max-failures", "1")
+    assert r.returncode == 0, r.stderr
+    scores = sorted(float(row["top1_score"]) for row in read_csv(r.stdout) if row["status"] == "ok")
+    assert len(scores) == 8 and scores[1] < scores[2], scores
+    return (scores[1] + scores[2]) / 2
+
+
 def test_copy_into_sorts_by_label_and_min_score(trained_model_dir, photos, tmp_path):
     before = _snapshot(photos)
+    cut = _cut_below_some(trained_model_dir, photos)
     out = tmp_path / "sorted"
     r = run_cli("run", str(photos), "--model", str(trained_model_dir), "--copy-into", str(out),
-                "--min-score", "0.6", "--max-failures", "1")
+                "--min-score", f"{cut:.6f}", "--max-failures", "1")
     assert r.returncode == 0, r.stderr
     rows = read_csv(r.stdout)
     expected = _expected(rows)
-    assert len(expected) == 8 and "_uncertain" in expected.values() and len(set(expected.values())) >= 3
+    assert len(expected) == 8 and list(expected.values()).count("_uncertain") == 2
+    assert len(set(expected.values())) >= 2
     by_content = {}
     for folder, names in _tree(out).items():
         for name in names:

@@ -188,9 +188,14 @@ def test_info_summarises_the_training_report(probe):
     assert proc.returncode == 0, proc.stderr
     h = probe["report"]["heldout"]
     assert f"held-out accuracy {h['accuracy'] * 100:.1f}%" in proc.stdout
-    for row in h["per_class"]:
-        line = next(l for l in proc.stdout.splitlines() if f" {row['label']} " in l and "%" in l)
+    for row in h["per_class"]:  # the class's own row: the one whose first cell is its label
+        line = next(l for l in proc.stdout.splitlines() if _first_cell(l) == row["label"] and "%" in l)
         assert f"{row['recall'] * 100:.1f}%" in line
+
+
+def _first_cell(line: str) -> str:
+    cells = [c.strip() for c in line.replace("┃", "│").split("│")]
+    return cells[1] if len(cells) > 2 else ""
 
 
 # ----------------------------------------------------------------------------- calibrated abstain

@@ -15,6 +15,7 @@ import typer
 from edgeclass.model.train.options import MODES
 from edgeclass.modelfiles.folder import PRECISIONS
 from edgeclass.modelfiles.preprocessing import INTERPOLATIONS
+from edgeclass.modelfiles.provenance import TARGET_CPUS
 from edgeclass.run.output import FORMATS
 
 
@@ -39,6 +40,7 @@ class ModelTypeChoice(str, enum.Enum):
 
 
 Interpolation = _choices("Interpolation", INTERPOLATIONS)
+TargetCpuChoice = _choices("TargetCpuChoice", TARGET_CPUS)
 
 Verbose = Annotated[bool, typer.Option("--verbose", help="Also let the decoding libraries (OpenCV, libpng, libjpeg, libtiff, Pillow) print their own warnings on stderr.")]
 
@@ -80,6 +82,12 @@ Validation = Annotated[
     typer.Option(help="Images to check INT8 on (default: the calibration folder's own). Sub-folders named by label "
                       "or class id make it labelled: accuracy drop, and accuracy control when INT8 misses --max-drop."),
 ]
+TargetCpu = Annotated[
+    TargetCpuChoice,
+    typer.Option(help="CPUs the INT8 model is made for: any (7-bit weights, exact on every x86 CPU, also those "
+                      "without VNNI), vnni (8-bit weights, only where every box has VNNI or AMX), auto (vnni on a "
+                      "box with VNNI, else any)."),
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class QuantizeFlags:
     max_expected_drop: float
     validation: Path | None
     accuracy_control: bool = True
+    target_cpu: TargetCpuChoice = TargetCpuChoice("any")  # type: ignore[call-arg]
 
     def options(self):
         from edgeclass.model.quantize import QuantizeOptions
@@ -113,6 +122,7 @@ class QuantizeFlags:
             max_expected_drop=self.max_expected_drop / 100.0,
             validation=self.validation,
             accuracy_control=self.accuracy_control,
+            target_cpu=self.target_cpu.value,
         )
 
 
@@ -130,6 +140,7 @@ _QUANTIZE_OPTIONS = {  # QuantizeFlags field: (Typer type, default), in --help o
     "max_expected_drop": (MaxExpectedDrop, 1.0),
     "validation": (Validation, None),
     "accuracy_control": (AccuracyControl, True),
+    "target_cpu": (TargetCpu, TargetCpuChoice("any")),  # type: ignore[call-arg]
 }
 assert list(_QUANTIZE_OPTIONS) == [f.name for f in fields(QuantizeFlags)]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeclass.modelfiles.metadata import ModelMetadata
+from edgeclass.modelfiles.provenance import Int8Provenance
 from edgeclass.results import Result
 
 if TYPE_CHECKING:
@@ -58,6 +59,9 @@ def metadata_table(meta: ModelMetadata, title: str, model_id: str | None = None)
             t.add_row("INT8 method", c["method"])
         if c.get("reverted_to_float"):
             t.add_row("kept in float", ", ".join(c["reverted_to_float"]))
+        cpu = Int8Provenance.from_calibration(c)
+        t.add_row("INT8 made for", cpu.made_for())
+        t.add_row("gate measured on", cpu.measured())
     if meta.accuracy:
         t.add_row("INT8 vs FP32", accuracy_line(meta.accuracy))
     return t

@@ -20,7 +20,8 @@
 #define PRECISION_BITS (32 - 8 - 2)
 #define CHUNK 2048 /* values per line at a time: the int32 sums stay in L1 (8 KiB) */
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* EC_SINGLE_BUILD: one build for the compiler's target (tests build the baseline clone this way) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && !defined(EC_SINGLE_BUILD)
 #define DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DISPATCH

@@ -21,8 +21,10 @@ from nncf.quantization.advanced_parameters import (
     AdvancedAccuracyRestorerParameters,
     AdvancedQuantizationParameters,
     AdvancedSmoothQuantParameters,
+    OverflowFix,
 )
 
+from edgeclass import cpuclass
 from edgeclass.engine import EngineOptions, compile_for_cpu
 from edgeclass.errors import AccuracyGateError, CalibrationError, ModelError
 from edgeclass.model import gate
@@ -32,9 +34,21 @@ from edgeclass.model.export import quiet_torch_cuda_notice
 from edgeclass.modelfiles.ir import read_ir, save_ir
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata, read_metadata
+from edgeclass.modelfiles.provenance import TARGET_CPUS
 from edgeclass.ovruntime import ov
 
 RECOMMENDED_IMAGES = 300
+
+_OVERFLOW_FIX = {"any": OverflowFix.ENABLE, "vnni": OverflowFix.FIRST_LAYER}
+
+
+def resolve_target_cpu(target: str) -> str:
+    """``any`` or ``vnni``: what ``target`` means on this box."""
+    if target not in TARGET_CPUS:
+        raise CalibrationError(f"--target-cpu must be one of {', '.join(TARGET_CPUS)}, got {target!r}")
+    if target == "auto":
+        return "vnni" if cpuclass.detect().vnni else "any"
+    return target
 FLAT_CONTRAST = 8.0  # median per-image pixel std below this: dark/blank calibration frames
 
 
@@ -57,6 +71,7 @@ class QuantizeOptions:
     # more than 50 (50 against 100: docs/benchmarks.md, training).
     ranking_subset: int = 50
     refusal_hint: str | None = None  # what to try, in the refusal message (callers such as `train` know better)
+    target_cpu: str = "any"  # TARGET_CPUS: "any" is exact on every x86 class (measured: docs/benchmarks.md)
 
     def as_record(self) -> dict:
         return {
@@ -70,6 +85,7 @@ class QuantizeOptions:
             "max_drop": self.max_drop,
             "max_expected_drop": self.max_expected_drop,
             "accuracy_control": self.accuracy_control,
+            "target_cpu": self.target_cpu,
         }
 
 
@@ -116,11 +132,9 @@ def _nncf_args(options: QuantizeOptions) -> dict:
         ignored = nncf.IgnoredScope(
             names=list(options.ignored_names), types=list(options.ignored_types), validate=False
         )
-    advanced = None
+    advanced = AdvancedQuantizationParameters(overflow_fix=_OVERFLOW_FIX[resolve_target_cpu(options.target_cpu)])
     if options.smooth_quant_alpha is not None:
-        advanced = AdvancedQuantizationParameters(
-            smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=options.smooth_quant_alpha)
-        )
+        advanced.smooth_quant_alphas = AdvancedSmoothQuantParameters(convolution=options.smooth_quant_alpha)
     return {
         "preset": preset[options.preset],
         "model_type": nncf.ModelType.TRANSFORMER if options.model_type == "transformer" else None,
@@ -320,6 +334,9 @@ def quantize_model_dir(
         "method": outcome.method,
         "attempts": outcome.attempts,
         "reverted_to_float": outcome.reverted,
+        "target_cpu": resolve_target_cpu(options.target_cpu),
+        "overflow_fix": _OVERFLOW_FIX[resolve_target_cpu(options.target_cpu)].value,
+        "measured_on": cpuclass.detect().as_record(),  # the class the check above ran on
     }
     int8_meta = meta.with_updates(precision="int8", calibration=calibration_record, accuracy=result.to_dict())
     report = QuantizeReport(model_dir.int8_xml, not result.refused, result, calibration_record, warnings,
