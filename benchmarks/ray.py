@@ -14,7 +14,7 @@ Clusters are real `ray start --block` processes on 127.0.0.1 with a head that on
 
 Each configuration runs ``--repeat`` times (2) and the best is shown: the box is shared.
 
-Usage: python benchmarks/ray.py MODEL_DIR [--images 2000] [--repeat 2] [--project-nodes 10 --project-cpus 2]
+Usage: python -m benchmarks.ray MODEL_DIR [--images 2000] [--repeat 2] [--project-nodes 10 --project-cpus 2]
 """
 
 from __future__ import annotations
@@ -24,23 +24,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from benchmarks._common import free_port
+
 RAY = str(Path(sys.executable).with_name("ray"))
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def alive_nodes(address: str) -> int:
@@ -107,7 +100,7 @@ def main() -> None:
     ap.add_argument("--project-nodes", type=int, default=10)
     ap.add_argument("--project-cpus", type=int, default=2, help="CPUs per node of the projected cluster")
     args = ap.parse_args()
-    import train_test_model
+    from scripts import train_test_model
 
     cpus = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:

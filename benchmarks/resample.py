@@ -1,25 +1,30 @@
 #!/usr/bin/env python
-"""The exact resampler against another version of itself, where `run` uses it: right after the
-image's own decode (which evicts the caches), on one thread.
+"""The exact resampler against its NumPy fallback, another version of itself, or Pillow, where
+`run` uses it: right after the image's own decode (which evicts the caches), on one thread.
 
 A loop resizing one image over and over keeps the resampler's temporaries in the cache and
 flatters it (a 1080p image at 1/2: 1.0-1.4 ms there, 1.8-2.3 ms after a decode, same moment).
 Here each image is decoded as `run` decodes it (JPEG DCT scaling), then resized and cropped
 (timm's 288 short side, 256 crop, bicubic) by this tree's `edgeclass/media/resample.py` and by
-the one at git REF, the two in random order image by image, the decode repeated before each so
+the one at git REF (with REF's `resample_native.py`), the two in random order image by image, the decode repeated before each so
 both start cold; only the resize is timed (`time.thread_time`). Both must give the same bytes.
 Per input class: milliseconds per image of each (median of the rounds, and the rounds), and the
 median of the per-round ratios this/REF.
 
-With ``--base numpy``, the other side is this tree's own NumPy path (the compiled pass,
-``edgeclass/media/_resample.c``, switched off for it alone): what the compiled pass saves.
+With ``--base numpy`` (the default), the other side is this tree's own NumPy pass (the compiled
+pass, ``edgeclass/media/_resample.c``, switched off for it alone): what an install without a C
+compiler costs. (With ``EDGECLASS_RESAMPLER=numpy`` set, both sides take the NumPy pass: with
+``--base REF``, this tree's NumPy pass against REF's.)
 With ``--base pillow``, the other side is Pillow's own C resampler (``Image.resize`` with the
 crop's ``box``: the same outputs, computed in fixed point by scalar C; ``Image.fromarray`` counted):
 what compiling the same arithmetic without SIMD would give. Its box centres are computed from
 the box, not the output index, and differ in the last bit on some sizes: up to 1 grey level is
 allowed there (Pillow's whole resize + crop equals this tree's bytes: tests/unit check that).
 
-Usage: python benchmarks/resample.py [--base REF|numpy|pillow] [--rounds 5] [--images 100] [--work DIR]
+``--profile`` also counts the calls each side makes per image (cProfile): Python functions (the
+GIL held throughout), and C functions (NumPy, OpenCV, ctypes: the heavy ones release the GIL).
+
+Usage: python -m benchmarks.resample [--base numpy|REF|pillow] [--rounds 5] [--images 100] [--work DIR] [--profile]
 Input classes as throughput.py's (small JPEG, 1080p JPEG, 12 MP JPEG, PNG 800x600), generated
 into --work once.
 """
@@ -39,8 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import CLASSES, REPO, class_folder, decode_jobs  # noqa: E402  (benchmarks/ is not a package)
+from benchmarks._common import CLASSES, REPO, class_folder, cpu_name, decode_jobs
 
 
 def load_resample(source: str, name: str):
@@ -100,12 +104,28 @@ def compare(modules: dict, work: list, rounds: int, rng: random.Random, toleranc
 
 
 def numpy_path():
-    """This tree's resampler with the compiled pass switched off (for this module alone)."""
-    import types
-
+    """This tree's resampler with the NumPy pass chosen (for this module alone)."""
     module = load_resample((REPO / "edgeclass/media/resample.py").read_text(), "resample_numpy")
-    module.resample_native = types.SimpleNamespace(available=lambda: False)
+    module.axis_plan = module.numpy_plan
     return module
+
+
+def calls_per_image(module, jobs: list) -> tuple[float, float]:
+    """(Python, C) function calls per resize + crop (cProfile), the plans already cached."""
+    import cProfile
+    import pstats
+
+    images = [cv2.imdecode(buf, flag) for buf, flag in jobs[:20]]
+    for image in images:
+        crop(module, image)
+    profile = cProfile.Profile()
+    profile.enable()
+    for image in images:
+        crop(module, image)
+    profile.disable()
+    stats = pstats.Stats(profile).stats  # (file, line, name) -> (primitive calls, calls, ...)
+    python = sum(v[1] for k, v in stats.items() if k[0] != "~")
+    return python / len(images), sum(v[1] for k, v in stats.items() if k[0] == "~") / len(images)
 
 
 def base_module(base: str):
@@ -113,20 +133,24 @@ def base_module(base: str):
         return Pillow()
     if base == "numpy":
         return numpy_path()
-    return load_resample(base_source(base), "resample_base")
+    module = load_resample(base_source(base), "resample_base")
+    # with REF's own wrapper of the compiled pass (the same built library)
+    module.resample_native = load_resample(base_source(base, "resample_native.py"), "resample_native_base")
+    return module
 
 
-def base_source(ref: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:edgeclass/media/resample.py"],
+def base_source(ref: str, name: str = "resample.py") -> str:
+    return subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:edgeclass/media/{name}"],
                           capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", default="HEAD~1", help="git ref of the resampler to compare with, 'numpy' or 'pillow'")
+    ap.add_argument("--base", default="numpy", help="'numpy', a git ref of the resampler to compare with, or 'pillow'")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--images", type=int, default=100, help="images per class (at most the class's set)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeclass-bench")
+    ap.add_argument("--profile", action="store_true", help="also the Python and C calls per image of each side")
     args = ap.parse_args()
 
     from edgeclass.media.workers import keep_freed_memory
@@ -141,14 +165,19 @@ def main() -> None:
                args.base: base_module(args.base)}
     rng = random.Random(0)
     print(f"resize + crop right after each image's decode, one thread, ms per image "
-          f"(medians of {args.rounds} rounds); this tree against {args.base}")
+          f"(medians of {args.rounds} rounds); this tree against {args.base}; {cpu_name()}")
     for name in CLASSES:
         folder = class_folder(args.work, name)
-        times = compare(modules, decode_jobs(folder, args.images), args.rounds, rng, int(args.base == "pillow"))
+        jobs = decode_jobs(folder, args.images)
+        times = compare(modules, jobs, args.rounds, rng, int(args.base == "pillow"))
         ratios = [a / b for a, b in zip(times["this"], times[args.base])]
         print(f"  {name:<12}  this {statistics.median(times['this']):.3f}  {args.base} "
               f"{statistics.median(times[args.base]):.3f}  ratio {statistics.median(ratios):.3f} "
               f"(rounds {min(ratios):.3f}-{max(ratios):.3f})")
+        if args.profile:
+            calls = {side: calls_per_image(module, jobs) for side, module in modules.items()}
+            print("  " + " " * 12 + "  calls per image, Python + C: " +
+                  "; ".join(f"{side} {py:.0f} + {c:.0f}" for side, (py, c) in calls.items()))
 
 
 if __name__ == "__main__":

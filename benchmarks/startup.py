@@ -4,7 +4,7 @@
 Times the whole command on one image, three ways: no cache, empty cache (cold: compiles and
 writes the cache), filled cache (warm: imports the compiled blob).
 
-Usage: python benchmarks/startup.py MODEL_DIR [--precision int8] [--repeat 3]
+Usage: python -m benchmarks.startup MODEL_DIR [--precision int8] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ the gate starts NNCF's accuracy control (ranking every quantized op: many minute
    network and then only its last 3, 2 and 1 stages (``--train-stages``): seconds per epoch,
    trainable parameters and held-out accuracy of each.
 
-Usage: ``python benchmarks/train.py [--per-class 200] [--max-drop 1] [--weights F --model M --input-size N]
+Usage: ``python -m benchmarks.train [--per-class 200] [--max-drop 1] [--weights F --model M --input-size N]
 [--finetune-epochs 2] [--skip-probe] [--dataset DIR]``
 
 ``--dataset DIR`` times your own ImageFolder dataset (read only) instead of the generated one.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,9 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import train_test_model as ttm  # noqa: E402
+from scripts import train_test_model as ttm
 
 CLASSES = ("circle", "square", "triangle")
 

@@ -18,10 +18,10 @@ Prints ratios from one run (no timing asserts anywhere; compare runs on the same
 4. memory of one live camera: RSS after 1 minute and at the end (goal: within 10 %).
 
 Usage:
-    python benchmarks/video.py                                  # the full run (~25 min on 2 cores)
-    python benchmarks/video.py --minutes 1 --live-seconds 20 --memory-minutes 2   # a quick run
-    python benchmarks/video.py --memory-minutes 10              # the 10-minute memory run
-    python benchmarks/video.py --skip library --skip files --skip live --skip memory   # 2b only
+    python -m benchmarks.video                                  # the full run (~25 min on 2 cores)
+    python -m benchmarks.video --minutes 1 --live-seconds 20 --memory-minutes 2   # a quick run
+    python -m benchmarks.video --memory-minutes 10              # the 10-minute memory run
+    python -m benchmarks.video --skip library --skip files --skip live --skip memory   # 2b only
 
 Needs ffmpeg (scripts/install-test-system-deps.sh) and a model: ``--model DIR``, else an FP32
 mobilevitv2_075 with random weights is converted once into the work folder (convert extra).
@@ -39,7 +39,8 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks._common import REPO, free_port, make_model
+
 FPS = 25
 
 
@@ -57,20 +58,6 @@ def make_video(work: Path, minutes: float) -> Path:
            "-preset", "veryfast", "-g", 2 * FPS, "-keyint_min", 2 * FPS, "-sc_threshold", 0, "-bf", 0,
            "-b:v", "6M", "-pix_fmt", "yuv420p", tmp)
         tmp.rename(out)
-    return out
-
-
-def make_model(work: Path) -> Path:
-    out = work / "models" / "mobilevitv2_075"
-    if not (out / "model_fp32.xml").exists():
-        import timm
-        import torch
-
-        from edgeclass.model.convert import ConvertOptions, convert
-
-        ckpt = work / "mobilevitv2_075.pth"
-        torch.save(timm.create_model("mobilevitv2_075").state_dict(), ckpt)
-        convert(ConvertOptions(model="mobilevitv2_075", weights=ckpt, output=out, int8=False))
     return out
 
 
@@ -238,8 +225,6 @@ class Cameras:
     """N cameras: ``ffmpeg -re`` serving the file in real time (copy, looped) as MPEG-TS over HTTP."""
 
     def __init__(self, video: Path, n: int):
-        from streams import free_port  # tests/streams.py
-
         self.urls, self.procs = [], []
         for _ in range(n):
             port = free_port()
@@ -357,7 +342,6 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("ffmpeg"):
         sys.exit("needs ffmpeg: scripts/install-test-system-deps.sh")
-    sys.path.insert(0, str(REPO / "tests"))
     args.work.mkdir(parents=True, exist_ok=True)
 
     from edgeclass.engine import Classifier, EngineOptions
@@ -365,7 +349,7 @@ def main() -> None:
 
     t = time.perf_counter()
     video = make_video(args.work, args.minutes)
-    model = args.model or make_model(args.work)
+    model = args.model or make_model(args.work, "mobilevitv2_075")
     print(f"media and model ready in {time.perf_counter() - t:.0f}s: {video} ({video.stat().st_size / 1e6:.0f} MB), {model}")
     if "library" not in args.skip:
         library_choice(video, args.work)

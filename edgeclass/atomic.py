@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any
 
 
 def fsync_dir(folder: Path) -> None:
@@ -55,7 +55,7 @@ def remove_stale_temps(folder: Path, tags: tuple[str, ...]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: str = "wb", durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_open(path: Path, mode: str = "wb", durable: bool = True) -> Iterator[IO[Any]]:
     """``with atomic_open(p) as fh: fh.write(...)``: ``p`` is replaced only if the block succeeds."""
     path = Path(path)
     tmp = temp_sibling(path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from functools import lru_cache
 
 # Our classes, best first: (name, the CPU flags it needs, VNNI, native bf16, what users call it)
@@ -63,31 +64,17 @@ class CpuClass:
         capped = f", capped to {self.capped}" if self.capped else ""
         return f"{self.label} ({self.cpu or 'unknown CPU'}{capped})"
 
-    def as_record(self) -> dict:
+    def as_record(self) -> dict[str, Any]:
         return {"class": self.name, "vnni": self.vnni, "bf16": self.bf16, "capped": self.capped, "cpu": self.cpu}
 
-
-@dataclass(frozen=True)
-class RecordedClass:
-    """A class as a model folder recorded it (``None`` fields: not recorded)."""
-
-    name: str
-    vnni: bool
-    label: str
-    capped: str | None = None
-    cpu: str = ""
-
     @classmethod
-    def from_record(cls, record: object) -> RecordedClass | None:
+    def from_record(cls, record: object) -> CpuClass | None:
+        """A class as a model folder recorded it (:meth:`as_record`); None when not recorded."""
         if not isinstance(record, dict) or record.get("class") not in _NAMES:
             return None
-        label = next(c[4] for c in _CLASSES if c[0] == record["class"])
-        return cls(str(record["class"]), bool(record.get("vnni")), label, record.get("capped") or None,
-                   str(record.get("cpu") or ""))
-
-    def describe(self) -> str:
-        capped = f", capped to {self.capped}" if self.capped else ""
-        return f"{self.label} ({self.cpu or 'unknown CPU'}{capped})"
+        name, _, vnni, bf16, label = next(c for c in _CLASSES if c[0] == record["class"])
+        return cls(name, bool(record.get("vnni", vnni)), bool(record.get("bf16", bf16)), label,
+                   record.get("capped") or None, str(record.get("cpu") or ""))
 
 
 def _cpu_flags() -> tuple[frozenset[str], str]:
@@ -112,10 +99,12 @@ def _cpu_flags() -> tuple[frozenset[str], str]:
 
 
 def _numpy_flags() -> frozenset[str]:
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features  # type: ignore[attr-defined]
+    import importlib
+
+    try:  # a private C module (no stub): the module's attributes are Any
+        features = importlib.import_module("numpy._core._multiarray_umath").__cpu_features__
     except ImportError:  # NumPy < 2
-        from numpy.core._multiarray_umath import __cpu_features__ as features  # type: ignore[attr-defined,no-redef]
+        features = importlib.import_module("numpy.core._multiarray_umath").__cpu_features__
     names = {"AVX": "avx", "AVX2": "avx2", "AVX512F": "avx512f", "AVX512BW": "avx512bw", "AVX512VL": "avx512vl",
              "AVX512VNNI": "avx512_vnni", "AVX512BF16": "avx512_bf16", "AVXVNNI": "avx_vnni"}
     return frozenset(flag for key, flag in names.items() if features.get(key))

@@ -7,6 +7,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class Classifier:
     def __enter__(self) -> Classifier:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -146,7 +147,7 @@ class Classifier:
         """Synchronous inference on a ``N x H x W x 3`` uint8 batch; returns probabilities."""
         return np.asarray(self.compiled(batch)[0])
 
-    def predictions(self, probs: np.ndarray, top_k: int) -> tuple[Prediction, ...]:
+    def predictions(self, probs: np.ndarray | InferenceFailure, top_k: int) -> tuple[Prediction, ...]:
         if isinstance(probs, InferenceFailure):
             raise probs
         return top_k_predictions(probs, top_k, self.labels)
@@ -155,6 +156,11 @@ class Classifier:
 class InferenceFailure(Exception):
     """What a request returns instead of probabilities when OpenVINO failed on that input; the
     pipeline turns it into an ``error`` row (:meth:`Classifier.predictions` raises it)."""
+
+
+# What a request gives back: (the tag it was submitted with, its probabilities as an np.ndarray or
+# its InferenceFailure). Any: model/evaluate.py stores the second into a float array unchecked.
+Outcome = tuple[Any, Any]
 
 
 def _first_line(exc: Exception) -> str:
@@ -183,17 +189,18 @@ class RequestPool:
         # and each request's output buffer (static shapes: the plugin writes into the same memory)
         out_static = static and compiled.output(0).get_partial_shape().is_static
         self._outputs = {id(r): r.get_output_tensor(0).data for r in self._free} if out_static else None
-        self._inflight: deque = deque()
+        self._inflight: deque[tuple[Any, Any]] = deque()  # (an ov.InferRequest, its tag)
         self.size = size
         self.wait_s = 0.0  # time spent waiting for requests to finish
 
-    def _wait(self, request) -> None:
+    def _wait(self, request: Any) -> None:  # request: an ov.InferRequest
         t0 = time.perf_counter()
         request.wait()
         self.wait_s += time.perf_counter() - t0
 
-    def _collect(self):
+    def _collect(self) -> Outcome:
         request, tag = self._inflight.popleft()
+        out: np.ndarray | InferenceFailure
         try:
             self._wait(request)
             out = (self._outputs[id(request)] if self._outputs else request.get_output_tensor(0).data)[0].copy()
@@ -202,9 +209,9 @@ class RequestPool:
         self._free.append(request)
         return tag, out
 
-    def submit(self, batch: np.ndarray, tag) -> list:
+    def submit(self, batch: np.ndarray, tag: Any) -> list[Outcome]:
         """Start ``batch`` (1xHxWx3); returns results that had to be collected to make room."""
-        done = []
+        done: list[Outcome] = []
         if not self._free:
             done.append(self._collect())
         request = self._free.pop()
@@ -217,7 +224,7 @@ class RequestPool:
         self._inflight.append((request, tag))
         return done
 
-    def _start(self, request, batch: np.ndarray) -> None:
+    def _start(self, request: Any, batch: np.ndarray) -> None:
         if self._inputs is None:
             request.start_async({0: batch})
             return
@@ -228,7 +235,7 @@ class RequestPool:
         np.copyto(buffer, batch)
         request.start_async()
 
-    def drain(self) -> list:
+    def drain(self) -> list[Outcome]:
         return [self._collect() for _ in range(len(self._inflight))]
 
 

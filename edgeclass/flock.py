@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def open_lock(path: str | os.PathLike, directory: bool = False) -> int:
+def open_lock(path: str | os.PathLike[str], directory: bool = False) -> int:
     """A descriptor to lock: ``path`` as a lock file (created when missing), or a folder itself.
     Raises ``OSError`` (a read-only folder, a missing parent)."""
     if directory:

@@ -13,17 +13,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike, h=None) -> str:
+def sha256_file(path: str | os.PathLike[str], h: hashlib._Hash | None = None) -> str:
     """sha256 of a file's bytes (read in 1 MiB chunks); with ``h``, feeds that hash instead."""
-    own = h is None
-    h = hashlib.sha256() if own else h
+    h = hashlib.sha256() if h is None else h
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def sha256_files(paths: Iterable[str | os.PathLike]) -> str:
+def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> str:
     """One sha256 over the bytes of several files, in the order given."""
     h = hashlib.sha256()
     for p in paths:

@@ -60,8 +60,6 @@ class RunCounts:
     by_status: dict[str, int] = field(default_factory=dict)
     skipped_resume: int = 0
     kept_other_models: int = 0  # --resume: inputs whose rows came from another model, kept as they are
-    live_health: Callable[[], dict[str, dict]] | None = None  # set when live sources are read
-    live_close: Callable[[], list[Result]] | None = None  # ends them: rows of those down at the end
 
     def add(self, result: Result) -> None:
         key = result.status.value

@@ -9,6 +9,8 @@ PKGS="ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.
 PKGS="$PKGS chromium"
 # a C compiler: pip install builds edgeclass/media/_resample.c (the tests check it was built)
 PKGS="$PKGS gcc libc6-dev"
+# mosquitto: tests/test_publish.py starts a real MQTT broker on 127.0.0.1 (benchmarks/publish.py too)
+PKGS="$PKGS mosquitto"
 # jpegtran: tests/test_hostile.py makes an arithmetic-coded JPEG (scripts/make_hostile_corpus.py)
 PKGS="$PKGS libjpeg-turbo-progs"
 missing=""

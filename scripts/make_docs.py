@@ -48,7 +48,11 @@ def _names(param) -> str:
 
 
 def _default(param) -> str:
+    """The default as `--help` shows it: an --x/--no-x flag by the name in force (``no-resume``)."""
     d = param.default
+    secondary = getattr(param, "secondary_opts", None)
+    if isinstance(d, bool) and secondary:
+        return f"`{(param.opts[0] if d else secondary[0]).lstrip('-')}`"
     if d is None or d == () or d == [] or (getattr(param, "is_flag", False) and d is False):
         return ""
     if isinstance(d, bool):
@@ -57,7 +61,8 @@ def _default(param) -> str:
 
 
 def _cell(text: str | None) -> str:
-    return " ".join((text or "").split()).replace("|", "\\|")
+    """Help text as `--help` prints it: Rich markup's escaped brackets (``\\[ray]``) shown plain."""
+    return " ".join((text or "").replace("\\[", "[").split()).replace("|", "\\|")
 
 
 def command_section(name: str, cmd) -> list[str]:

@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
 import train_test_model  # noqa: E402  (scripts/ is not a package)
+from demo_inputs import make_hub_cache  # noqa: E402,F401  (tests import it from here)
 
 CACHE = Path(os.environ.get("EDGECLASS_TEST_CACHE", REPO / "tests" / ".cache"))
 
@@ -101,9 +102,8 @@ def _cache_key(*parts: bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def built_once(name: str, key: str, build, dest: Path) -> Path:
-    """``build(folder)`` once for every pytest worker (cached under tests/.cache by ``key``, under
-    a lock), then copied to ``dest``: each worker gets its own copy to write next to."""
+def cached_once(name: str, key: str, build) -> Path:
+    """``build(folder)`` once for every pytest worker, under a lock, in tests/.cache by ``key``."""
     cached = CACHE / f"{name}-{key}"
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f".{name}.lock", "wb") as lock:
@@ -112,16 +112,27 @@ def built_once(name: str, key: str, build, dest: Path) -> Path:
             shutil.rmtree(cached, ignore_errors=True)
             build(cached)
             (cached / ".complete").touch()
-    shutil.copytree(cached, dest, ignore=shutil.ignore_patterns(".complete"))
+    return cached
+
+
+def built_once(name: str, key: str, build, dest: Path) -> Path:
+    """:func:`cached_once`, copied to ``dest``: each worker gets its own copy to write next to."""
+    shutil.copytree(cached_once(name, key, build), dest, ignore=shutil.ignore_patterns(".complete"))
     return dest
 
 
-# The end-to-end files with the longest serial wall time first (2 cores, 2026-11-30): in two
-# workers (`-n 2 --dist loadfile`) files are handed out in collection order, so the long ones
-# start early instead of ending the run alone on one worker.
-LONGEST_FIRST = ("test_accuracy.py", "test_int8_gate.py", "test_ray.py", "test_train.py", "test_video.py",
-                 "test_model_updates.py", "test_convert.py", "test_quantize.py", "test_live_failures.py",
-                 "test_faults.py")
+# The end-to-end files with the longest serial wall time first (measured 2026-12-06, 2 cores, the
+# whole tier with --durations=0): in two workers (`-n 2 --dist loadfile`) files are handed out in
+# this order, so the long ones start early instead of ending the run alone on one worker.
+LONGEST_FIRST = ("test_int8_gate.py", "test_ray.py", "test_train.py", "test_video.py", "test_accuracy.py",
+                 "test_convert.py", "test_cpu_classes.py", "test_faults.py", "test_quantize.py",
+                 "test_model_updates.py", "test_video_keyframes.py", "test_live_failures.py", "test_cron.py")
+
+
+def pytest_configure(config):
+    # pytest-xdist 3.x hands files out by test count unless told not to, which undoes LONGEST_FIRST
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config, items):
@@ -147,12 +158,17 @@ def train_info(trained_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def image_sets(tmp_path_factory) -> dict[str, Path]:
-    """Generated calibration (ImageFolder), validation (ImageFolder) and run folders."""
-    root = tmp_path_factory.mktemp("images")
-    train_test_model.write_images(root / "calibration", per_class=40, seed=101)
-    train_test_model.write_images(root / "validation", per_class=50, seed=202)
-    train_test_model.write_images(root / "run", per_class=3, seed=303, imagefolder=False, ext=".jpg")
+def image_sets() -> dict[str, Path]:
+    """Generated calibration (ImageFolder), validation (ImageFolder) and run folders, made once for
+    every pytest worker at one path: the INT8 record of the shared test model hashes its calibration
+    files' paths. Read only: a test that adds or moves files copies a folder first."""
+    def build(root: Path) -> None:
+        train_test_model.write_images(root / "calibration", per_class=40, seed=101)
+        train_test_model.write_images(root / "validation", per_class=50, seed=202)
+        train_test_model.write_images(root / "run", per_class=3, seed=303, imagefolder=False, ext=".jpg")
+
+    key = hashlib.sha256((REPO / "scripts" / "train_test_model.py").read_bytes()).hexdigest()[:12]
+    root = cached_once("images", key, build)
     return {"calibration": root / "calibration", "validation": root / "validation", "run": root / "run"}
 
 
@@ -176,7 +192,7 @@ def trained_model_dir(trained_dir: Path, image_sets, tmp_path_factory) -> Path:
             )
         )
 
-    key = _cache_key(FIXTURE_SHA256["shapes"].encode(), b"trained_model_dir")
+    key = _cache_key(FIXTURE_SHA256["shapes"].encode(), str(image_sets["calibration"]).encode())
     return built_once("shapes-model", key, build, tmp_path_factory.mktemp("models") / "shapes")
 
 
@@ -186,26 +202,6 @@ def fp32_only_copy(model_dir: Path, dest: Path) -> Path:
     for f in ("model_fp32.xml", "model_fp32.bin"):
         shutil.copy(model_dir / f, dest / f)
     return dest
-
-
-def make_hub_cache(root: Path, model_name: str = "mobilevitv2_050.cvnets_in1k", seed: int = 0) -> Path:
-    """Write weights we make into a Hugging Face hub cache laid out as huggingface_hub does,
-    so ``timm.create_model(..., pretrained=True)`` loads them through its real hub path."""
-    import timm
-    import torch
-    from safetensors.torch import save_file
-
-    torch.manual_seed(seed)
-    arch = model_name.split(".")[0]
-    model = timm.create_model(arch, pretrained=False)
-    repo = root / "hub" / f"models--timm--{model_name}"
-    commit = hashlib.sha1(model_name.encode()).hexdigest()
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snap / "model.safetensors"))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -180,6 +180,30 @@ def test_max_runtime_even_when_stdin_stalls(many_images, trained_model_dir, tmp_
     assert len(read_csv(tmp_path / ".out.csv.partial")) == 5 and not out.exists()
 
 
+def _quiet_backlog_run(model: Path, paths: list[str], out: Path) -> tuple[int, str]:
+    """``run - -q --max-runtime 2`` fed ``paths`` on a pipe that then stalls (stays open)."""
+    proc = start("run", "-", "--model", str(model), "-o", str(out), "--resume", "-q", "--max-runtime", "2",
+                 stdin=subprocess.PIPE)
+    proc.stdin.write("".join(p + "\n" for p in paths))
+    proc.stdin.flush()
+    try:
+        proc.wait(timeout=120)
+    finally:
+        proc.stdin.close()
+    return proc.returncode, proc.stderr.read()
+
+
+def test_quiet_max_runtime_without_failures_prints_nothing(many_images, trained_model_dir, tmp_path):
+    """-q: a backlog worked off over several cron runs (each stopped by --max-runtime, exit 124)
+    does not mail the operator; a failed input in such a run still does."""
+    code, err = _quiet_backlog_run(trained_model_dir, all_sources(many_images)[:3], tmp_path / "out.csv")
+    assert (code, err) == (EXIT_MAX_RUNTIME, "")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    code, err = _quiet_backlog_run(trained_model_dir, [str(bad)], tmp_path / "out2.csv")
+    assert code == EXIT_MAX_RUNTIME and "done: corrupt 1" in err and "stopped by max-runtime" in err
+
+
 def test_disk_full_keeps_written_rows(many_images, trained_model_dir, tmp_path):
     out = tmp_path / "out.csv"
     limit = 6000  # bytes: room for the header and a few dozen rows

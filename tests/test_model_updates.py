@@ -23,6 +23,7 @@ import pytest
 from conftest import REPO, read_with_pandas, run_cli
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, EXIT_USAGE
 from edgeclass.modelfiles.folder import ModelDir
+from edgeclass.run.journal import MAGIC as JOURNAL_MAGIC
 from edgeclass.run.output.columns import legacy_header
 
 FAULTS = REPO / "tests" / "faultinject"
@@ -264,7 +265,7 @@ def test_previous_release_output_is_upgraded_without_losing_a_row(fmt, journal, 
     assert (summary["skipped_resume"], summary["kept_other_models"], summary["total"]) == (N_OLD, N_OLD, N - N_OLD)
     assert_rows(out, fmt, ref, {x: "old" if x in old else "int8" for x in inputs})  # null model on the old rows
     if fmt != "parquet":
-        assert out.with_name(out.name + ".journal").read_text().startswith("edgeclass-journal 3\n")
+        assert out.with_name(out.name + ".journal").read_text().startswith(JOURNAL_MAGIC + "\n")  # this release's
 
     r = run_resume(out, inputs, trained_model_dir, "int8", "--redo-other-models", summary=s)
     assert r.returncode == EXIT_INPUT_FAILURES, r.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, cast
 
 import typer
 
@@ -28,12 +28,12 @@ LOG_WIDTH = 200  # columns for tables written to logs and pipes (not a terminal)
 
 def err_console() -> Console:
     """Messages, progress and tables for people (stderr)."""
-    return LazyConsole(stderr=True)  # type: ignore[return-value]  (a Console on first use)
+    return cast("Console", LazyConsole(stderr=True))  # a Console on first use
 
 
 def out_console() -> Console:
     """What a command prints as its answer (stdout: `info`, `bench`, `compare`, `promote`)."""
-    return LazyConsole(stderr=False)  # type: ignore[return-value]
+    return cast("Console", LazyConsole(stderr=False))
 
 
 class LazyConsole:
@@ -43,7 +43,7 @@ class LazyConsole:
 
     def __init__(self, stderr: bool):
         self._stderr = stderr
-        self._real = None
+        self._real: Console | None = None
 
     @property
     def real(self) -> Console:
@@ -109,8 +109,9 @@ def with_status(console: Console, title: str, work):
             return work(status.update)
         except EdgeclassError as exc:
             status.stop()
-            if isinstance(exc, AccuracyGateError) and getattr(exc, "report", None) is not None:
+            report = getattr(exc, "report", None) if isinstance(exc, AccuracyGateError) else None
+            if report is not None:  # the gate's measurements (GateFailedError carries them)
                 from edgeclass.cli.render import print_quantize_report
 
-                print_quantize_report(console, exc.report)
+                print_quantize_report(console, report)
             raise fail(console, exc) from exc

@@ -8,7 +8,8 @@ import functools
 import inspect
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -19,14 +20,25 @@ from edgeclass.modelfiles.provenance import TARGET_CPUS
 from edgeclass.run.output import FORMATS
 
 
-def _choices(name: str, values) -> type[enum.Enum]:
+def _choices(name: str, values: Iterable[str]) -> Any:
     """A ``str`` enum whose members are ``values`` (what Typer turns into a choice option)."""
     return enum.Enum(name, {v: v for v in values}, type=str)
 
 
-Precision = _choices("Precision", PRECISIONS)
-OutputFormat = _choices("OutputFormat", FORMATS)
-TrainMode = _choices("TrainMode", MODES)
+if TYPE_CHECKING:  # to a type checker each choice is a str enum; its members are the library's values
+    class _Choice(str, enum.Enum): ...
+
+    Precision = _Choice
+    OutputFormat = _Choice
+    TrainMode = _Choice
+    Interpolation = _Choice
+    TargetCpuChoice = _Choice
+else:
+    Precision = _choices("Precision", PRECISIONS)
+    OutputFormat = _choices("OutputFormat", FORMATS)
+    TrainMode = _choices("TrainMode", MODES)
+    Interpolation = _choices("Interpolation", INTERPOLATIONS)
+    TargetCpuChoice = _choices("TargetCpuChoice", TARGET_CPUS)
 
 
 class PresetChoice(str, enum.Enum):
@@ -39,8 +51,6 @@ class ModelTypeChoice(str, enum.Enum):
     cnn = "cnn"
 
 
-Interpolation = _choices("Interpolation", INTERPOLATIONS)
-TargetCpuChoice = _choices("TargetCpuChoice", TARGET_CPUS)
 
 Verbose = Annotated[bool, typer.Option("--verbose", help="Also let the decoding libraries (OpenCV, libpng, libjpeg, libtiff, Pillow) print their own warnings on stderr.")]
 
@@ -105,7 +115,7 @@ class QuantizeFlags:
     max_expected_drop: float
     validation: Path | None
     accuracy_control: bool = True
-    target_cpu: TargetCpuChoice = TargetCpuChoice("any")  # type: ignore[call-arg]
+    target_cpu: TargetCpuChoice = TargetCpuChoice("any")
 
     def options(self):
         from edgeclass.model.quantize import QuantizeOptions
@@ -140,7 +150,7 @@ _QUANTIZE_OPTIONS = {  # QuantizeFlags field: (Typer type, default), in --help o
     "max_expected_drop": (MaxExpectedDrop, 1.0),
     "validation": (Validation, None),
     "accuracy_control": (AccuracyControl, True),
-    "target_cpu": (TargetCpu, TargetCpuChoice("any")),  # type: ignore[call-arg]
+    "target_cpu": (TargetCpu, TargetCpuChoice("any")),
 }
 assert list(_QUANTIZE_OPTIONS) == [f.name for f in fields(QuantizeFlags)]
 

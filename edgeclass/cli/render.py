@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -146,7 +146,7 @@ def bench_table(report) -> Table:
                      f"for input {100 * e['input_wait_share']:.0f} % of the time")
         if e.get("resampler") == "numpy":
             t.caption += ("; the resampler's NumPy path (installed without a C compiler: reinstall with gcc "
-                          "for about half the preprocessing CPU)")
+                          "for a fifth of the resize's CPU)")
     return t
 
 

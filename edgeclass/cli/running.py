@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import time
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from edgeclass.errors import EXIT_OK, EdgeclassError
+from edgeclass.errors import EXIT_MAX_RUNTIME, EXIT_OK, EdgeclassError
 from edgeclass.cli.app import EXIT_CODES_HELP, app, err_console, fail, out_console, say
 from edgeclass.cli.options import OutputFormat, Precision, Verbose
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from edgeclass.cli.render import ProgressReporter
+    from edgeclass.results import Result
+    from edgeclass.run.plan import RunStart
 
 
 # ----------------------------------------------------------------------------- bench
@@ -50,23 +50,6 @@ def bench(
 
 
 # ----------------------------------------------------------------------------- run
-def _sort_options(copy_into: Path | None, link_into: Path | None, hardlink: bool, move: bool):
-    """--copy-into/--link-into/--hardlink/--move -> SortOptions (or None); usage errors exit 2."""
-    from edgeclass.run.sorting import SortOptions
-
-    if copy_into and link_into:
-        raise EdgeclassError("--copy-into and --link-into: choose one")
-    if move and not copy_into:
-        raise EdgeclassError("--move goes with --copy-into DIR (files are only moved when asked)")
-    if hardlink and not link_into:
-        raise EdgeclassError("--hardlink goes with --link-into DIR")
-    if copy_into:
-        return SortOptions(copy_into, "move" if move else "copy")
-    if link_into:
-        return SortOptions(link_into, "hardlink" if hardlink else "symlink")
-    return None
-
-
 @app.command(epilog=EXIT_CODES_HELP)
 def run(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive), videos, stream URLs, cameras; - reads paths from stdin.")],
@@ -101,144 +84,110 @@ def run(
     reconnects: Annotated[int, typer.Option(min=0, help="Live sources: reconnect attempts (exponential backoff) before giving up.", rich_help_panel="Video and streams")] = 5,
     rtsp_tcp: Annotated[bool, typer.Option("--rtsp-tcp", help="RTSP over TCP (interleaved) instead of UDP.", rich_help_panel="Video and streams")] = False,
     show_summary: Annotated[bool, typer.Option("--summary", help="Per video/stream: the label winning most sampled frames, and its share (printed even with -q).", rich_help_panel="Video and streams")] = False,
-    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: auto, local (one started for this run) or HOST:PORT. Needs pip install 'edgeclass[ray]'.", rich_help_panel="Many boxes (Ray)")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray", metavar="ADDRESS", help="Run on a Ray cluster: auto, local (one started for this run) or HOST:PORT. Needs pip install 'edgeclass\\[ray]'.", rich_help_panel="Many boxes (Ray)")] = None,
     ray_segment: Annotated[float, typer.Option(min=1.0, help="With --ray: seconds of media time per piece of a video file.", rich_help_panel="Many boxes (Ray)")] = 60.0,
     copy_into: Annotated[Optional[Path], typer.Option(help="Copy each classified image into DIR/<label>/ (below --min-score: DIR/_uncertain/).", rich_help_panel="Sorting files")] = None,
     link_into: Annotated[Optional[Path], typer.Option(help="Like --copy-into with symbolic links (--hardlink: hard links).", rich_help_panel="Sorting files")] = None,
     hardlink: Annotated[bool, typer.Option("--hardlink", help="With --link-into: hard links (same file system) instead of symbolic links.", rich_help_panel="Sorting files")] = False,
     move: Annotated[bool, typer.Option("--move", help="With --copy-into: move the files instead of copying them.", rich_help_panel="Sorting files")] = False,
+    publish: Annotated[list[str], typer.Option("--publish", metavar="URL", help="Also send every row, at least once, to mqtt://user@host:port/PREFIX (mqtts:// for TLS) or an https:// webhook; repeatable. Password: in the URL or EDGECLASS_PUBLISH_PASSWORD. Rows not delivered at the end: exit 1, kept for the next run (docs/publishing.md).", rich_help_panel="Publishing")] = [],  # noqa: B006
+    publish_discovery: Annotated[bool, typer.Option("--publish-discovery", help="Home Assistant MQTT discovery: each source (camera, video, folder of snapshots) appears as a sensor, its label as state.", rich_help_panel="Publishing")] = False,
+    publish_headers: Annotated[list[str], typer.Option("--publish-header", metavar="'NAME: VALUE'", help="A header sent to webhooks, e.g. 'Authorization: Bearer ...'; repeatable; never printed.", rich_help_panel="Publishing")] = [],  # noqa: B006
+    publish_max_pending: Annotated[int, typer.Option(min=1, help="Rows kept waiting per --publish target while it is down; beyond, the oldest are dropped (counted and said; the output keeps them).", rich_help_panel="Publishing")] = 10_000,
 ) -> None:
     """Classify images (and videos, streams) and write CSV rows:
 
     source,frame,timestamp_ms,status,error,model,top1_id,top1_label,top1_score,...
     """
-    from edgeclass.media.imageheader import set_opencv_pixel_limit
-
-    set_opencv_pixel_limit(max_pixels)  # before anything imports cv2: OpenCV reads it once
-    if not verbose:
-        from edgeclass.media.quiet import quiet_native_logging
-
-        quiet_native_logging()
-    from edgeclass.media.decode import DecodeOptions
-    from edgeclass.media.video import VideoOptions
-    from edgeclass.run.ledger import check_outputs
-    from edgeclass.run.metrics import check_metrics_file, write_failed_run, write_run_metrics
-    from edgeclass.run.runner import RunOptions, write_summary_json
+    from edgeclass.run.plan import classify, plan_run
 
     console = err_console()
-    metrics_checked, t0 = False, time.time()
+    reporter = _CliReporter(console, quiet)
     try:
-        metrics_checked = check_metrics_file(metrics_file)
-        check_outputs(output, output_format.value if output_format else None, resume, summary_json)  # before any work
-        if keyframes and every_frame:
-            raise EdgeclassError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
-        if redo_other_models and not resume:
-            raise EdgeclassError("--redo-other-models goes with --resume (it redoes rows already in --output)")
-        options = RunOptions(
-            inputs=tuple(inputs),
-            output=output,
-            top_k=top_k,
-            resume=resume,
-            max_failures=max_failures,
-            workers=threads or len(os.sched_getaffinity(0)),
-            decode=DecodeOptions(max_pixels=max_pixels, reduced_decode=reduced_decode),
-            video=VideoOptions(every_s=every, every_frame=every_frame, max_frames=max_frames, duration_s=duration,
-                               open_timeout_s=open_timeout, read_timeout_s=read_timeout, reconnects=reconnects,
-                               rtsp_tcp=rtsp_tcp, keyframes=keyframes, frozen_after_s=frozen_after,
-                               blank_after_s=blank_after, reduced=reduced_decode, decoder_threads=threads or 0),
-            format=output_format.value if output_format else None,
-            min_score=min_score,
-            sort=_sort_options(copy_into, link_into, hardlink, move),
-            redo_other_models=redo_other_models,
-            metrics_file=metrics_file,
-            quiet_libraries=not verbose,
-        )
-        summary = _classify(console, options, _RunPlace(model, precision, threads, cache_dir, no_cache, ray_address,
-                                                       ray_segment), max_runtime, quiet)
-        if summary_json is not None:
-            write_summary_json(summary_json, summary)
-        if metrics_file is not None:
-            write_run_metrics(metrics_file, summary)
+        try:
+            plan = plan_run(
+                inputs, model=model, precision=precision.value if precision else None, top_k=top_k,
+                min_score=min_score, output=output, format=output_format.value if output_format else None,
+                resume=resume, redo_other_models=redo_other_models, threads=threads, max_failures=max_failures,
+                max_runtime=max_runtime, max_pixels=max_pixels, reduced_decode=reduced_decode, cache_dir=cache_dir,
+                no_cache=no_cache, summary_json=summary_json, metrics_file=metrics_file, quiet_libraries=not verbose,
+                every=every, every_frame=every_frame, max_frames=max_frames, keyframes=keyframes,
+                frozen_after=frozen_after, blank_after=blank_after, duration=duration, open_timeout=open_timeout,
+                read_timeout=read_timeout, reconnects=reconnects, rtsp_tcp=rtsp_tcp, ray=ray_address,
+                ray_segment=ray_segment, copy_into=copy_into, link_into=link_into, hardlink=hardlink, move=move,
+                publish=tuple(publish), publish_discovery=publish_discovery, publish_headers=tuple(publish_headers),
+                publish_max_pending=publish_max_pending,
+            )
+            summary = classify(plan, reporter)
+        finally:
+            reporter.close()
     except EdgeclassError as exc:
-        if metrics_checked:
-            write_failed_run(metrics_file, exc.exit_code, t0)
         raise fail(console, exc) from exc
     _print_run_end(console, summary, quiet, show_summary)
     raise typer.Exit(summary.exit_code)
 
 
-@dataclass(frozen=True)
-class _RunPlace:
-    """Where `run` classifies: which model, at which precision and threads, on this box or Ray."""
+class _CliReporter:
+    """The run's progress on stderr: a bar on a terminal, plain lines otherwise (cron), made when
+    the model is open (:class:`edgeclass.cli.render.ProgressReporter`), after the model line."""
 
-    model: Path | None
-    precision: Precision | None
-    threads: int | None
-    cache_dir: Path | None
-    no_cache: bool
-    ray_address: str | None
-    ray_segment: float
+    def __init__(self, console: Console, quiet: bool):
+        self.console, self.quiet = console, quiet
+        self.progress: ProgressReporter | None = None
 
+    def started(self, start: RunStart) -> None:
+        from edgeclass.cli.render import ProgressReporter, is_interactive
+        from edgeclass.media.inputs import count_images
 
-def _classify(console: Console, options, place: _RunPlace, max_runtime: float | None, quiet: bool):
-    """Open the model (here or on a Ray cluster) and run ``options`` to its summary."""
-    from edgeclass.engine import Classifier, EngineOptions, default_cache_dir
-    from edgeclass.media.inputs import count_images
-    from edgeclass.media.workers import prepare_decode_workers
-    from edgeclass.modelfiles.folder import resolve_model_dir
-    from edgeclass.cli.render import ProgressReporter, is_interactive
-    from edgeclass.run.runner import run as do_run
-    from edgeclass.run.stopping import graceful_stop
+        interactive = not self.quiet and is_interactive(self.console)  # -q: the console is not even made
+        total = count_images(list(start.plan.options.inputs)) if interactive else None
+        self.progress = ProgressReporter(self.console, total, interactive, self.quiet)
+        _print_run_start(self.console, start, self.quiet)
 
-    with ExitStack() as stack:
-        if place.ray_address is not None:
-            from edgeclass.run.distributed import RayRun, check_request
+    def result(self, result: Result) -> None:
+        if self.progress is not None:
+            self.progress.result(result)
 
-            check_request(place.ray_address, options.inputs)  # Ray installed, address well-formed, no live sources
-        md = resolve_model_dir(place.model)
-        engine = EngineOptions(
-            precision=place.precision.value if place.precision else None,
-            threads=place.threads,
-            cache_dir=None if place.no_cache else (place.cache_dir or default_cache_dir()),
-        )
-        cluster = (stack.enter_context(RayRun(place.ray_address, md, engine, place.ray_segment))
-                   if place.ray_address else None)
-        classifier = cluster.model if cluster else stack.enter_context(Classifier(md, engine))
-        prepare_decode_workers(place.threads)  # --threads caps OpenCV's pool; freed memory reused
-        interactive = not quiet and is_interactive(console)  # -q: the console is not even made
-        total = count_images(options.inputs) if interactive and not quiet else None
-        reporter = ProgressReporter(console, total, interactive, quiet)
-        _print_run_start(console, md, classifier, cluster, place.precision is None, quiet)
-        try:
-            with graceful_stop(max_runtime) as stop:
-                if cluster:
-                    return cluster.summarize(do_run(classifier, options, stop, reporter, execute=cluster.execute))
-                return do_run(classifier, options, stop, reporter)
-        finally:
-            reporter.close()
+    def event(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.event(message)
+        elif not self.quiet:
+            self.console.print(message, markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
 
 
-def _print_run_start(console: Console, md, classifier, cluster, default_precision: bool, quiet: bool) -> None:
-    """The model line, and the FP32-fallback warning (even with -q: cron runs at half speed)."""
-    if default_precision and md.int8_refused:
+def _print_run_start(console: Console, start: RunStart, quiet: bool) -> None:
+    """The model line, the FP32-fallback warning (even with -q: cron runs at half speed) and the
+    INT8-measured-on-another-CPU-class warning (even with -q)."""
+    md = start.plan.model_dir
+    if start.plan.precision_defaulted and md.int8_refused:
         say(console, "warning:", f"running FP32: the INT8 model in {md.path} was refused by the INT8 gate "
              f"({md.int8_rejected_xml.name}; see `edgeclass info {md.path}`)")
+    if start.accuracy_caveat:  # even with -q: the rows' accuracy is not known on this CPU
+        say(console, "warning:", start.accuracy_caveat)
     if not quiet:
         console.print(
-            f"model {classifier.metadata.model_name} ({md.path}, id {classifier.model_id}), precision {classifier.precision} "
-            f"(inference {classifier.inference_precision})",
+            f"model {start.model} ({md.path}, id {start.model_id}), precision {start.precision} "
+            f"(inference {start.inference_precision})",
             highlight=False,
         )
-        if cluster:
-            console.print(cluster.describe(), highlight=False)
+        if start.cluster:
+            console.print(start.cluster, highlight=False)
 
 
 def _print_run_end(console: Console, summary, quiet: bool, show_summary: bool) -> None:
-    """The per-source table (``--summary``), the closing counts line, and any note (even with -q)."""
+    """The per-source table (``--summary``), the closing counts line, and any note (even with -q,
+    except after a -q run that --max-runtime stopped without a failed input: a backlog worked off
+    over several cron runs must not mail the operator)."""
     if show_summary and summary.per_source:
         from edgeclass.cli.render import per_source_table
 
         console.print(per_source_table(summary.per_source))
+    if quiet and summary.exit_code == EXIT_MAX_RUNTIME and summary.counts.failed == 0:
+        return
     if not quiet or summary.exit_code != EXIT_OK:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.by_status.items())) or "nothing"
         line = f"done: {counts}; {summary.images_per_s:.1f} img/s in {summary.duration_s:.1f}s"

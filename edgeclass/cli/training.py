@@ -21,7 +21,7 @@ def train(
     weights: Annotated[Optional[Path], typer.Option(help="Backbone checkpoint (.safetensors, .pth, .pt) instead of the hub; its head is dropped.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Random backbone weights when no pretrained ones are available (weak features).")] = False,
     backbone: Annotated[Optional[Path], typer.Option(help="probe: use this model folder's FP32 IR (from convert or train) as the backbone, its head cut off: no torch needed.")] = None,
-    mode: Annotated[TrainMode, typer.Option(help="probe: a linear head on frozen OpenVINO features (fast); finetune: the network (or its last --train-stages) in torch.")] = TrainMode.probe,
+    mode: Annotated[TrainMode, typer.Option(help="probe: a linear head on frozen OpenVINO features (fast); finetune: the network (or its last --train-stages) in torch.")] = TrainMode("probe"),
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Model folder (default models/<dataset folder name>/).")] = None,
     input_size: Annotated[Optional[int], typer.Option(min=32, help="Square input size (default: the model's).")] = None,
     crop_pct: Annotated[Optional[float], typer.Option(min=0.05, max=1.0, help="Centre-crop fraction (default: the model's).")] = None,

@@ -111,7 +111,7 @@ def _print_comparison(out: Console, console: Console, outcome) -> None:
 @app.command(epilog=PROMOTE_EXIT_CODES)
 def promote(
     new: Annotated[Optional[Path], typer.Argument(help="The model folder to make live.")] = None,
-    link: Annotated[Path, typer.Option(help="The symbolic link jobs run with (--model LINK), e.g. models/current.")] = ...,
+    link: Annotated[Path, typer.Option(help="The symbolic link jobs run with (--model LINK), e.g. models/current.")] = ...,  # type: ignore[assignment]  # Typer: ... is a required option
     rollback: Annotated[bool, typer.Option("--rollback", help="Point the link back at the target the last promotion replaced.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Promote even when the last compare of the current model against NEW refused it.")] = False,
 ) -> None:
@@ -122,16 +122,19 @@ def promote(
 
     console = err_console()
     try:
-        if rollback and new is not None:
-            raise UsageError("--rollback takes no NEW: it points --link back at its previous target")
-        if not rollback and new is None:
+        if rollback:
+            if new is not None:
+                raise UsageError("--rollback takes no NEW: it points --link back at its previous target")
+            done = do_rollback(link)
+        elif new is None:
             raise UsageError("give the model folder to promote (NEW), or --rollback")
-        done = do_rollback(link) if rollback else do_promote(new, link, force)
+        else:
+            done = do_promote(new, link, force)
     except EdgeclassError as exc:
         raise fail(console, exc) from exc
     for note in done.notes:
         say(console, "note:", note)
-    if done.forced:
+    if done.forced and done.verdict is not None:  # forced: a refusing verdict was found
         say(console, "warning:", f"promoted despite the compare that refused it (--force): {done.verdict.get('summary')}")
     if done.changed:
         what = "rolled back" if rollback else "promoted"

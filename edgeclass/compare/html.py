@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from edgeclass.compare.stats import Comparison
+from edgeclass.compare.stats import Comparison, ModelSide
 
 MAX_THUMBS = 48  # flipped images shown (the most confident); report.json lists them all
 _CSS = """
@@ -21,7 +21,7 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
-def _side(name: str, side) -> str:
+def _side(name: str, side: ModelSide) -> str:
     return (f"<tr><th class=l>{name}</th><td class=l>{escape(side.model_id)}</td><td class=l>{escape(side.path)}</td>"
             f"<td class=l>{escape(side.model_name)}</td><td class=l>{escape(side.precision)}</td>"
             f"<td>{len(side.labels)}</td></tr>")

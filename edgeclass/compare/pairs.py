@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from edgeclass.media.decode import (
 )
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.results import UNKNOWN_LABEL
+
+Crops = tuple[np.ndarray, np.ndarray]  # (OLD's crop, NEW's crop) of one image
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,13 @@ class Failed:
     reason: str
 
 
-def crops_loader(configs: tuple[PreprocessConfig, PreprocessConfig], options: DecodeOptions) -> Callable:
+def crops_loader(configs: tuple[PreprocessConfig, PreprocessConfig],
+                 options: DecodeOptions) -> Callable[[str], Crops]:
     """``path -> (old crop, new crop)``: one read and one decode per file."""
     if configs[0] == configs[1]:
         config = configs[0]
 
-        def shared(path: str):
+        def shared(path: str) -> Crops:
             crop = load_image_tensor(path, config, options)
             return crop, crop
 
@@ -79,9 +83,9 @@ def crops_loader(configs: tuple[PreprocessConfig, PreprocessConfig], options: De
     # decode for the model that needs the larger image (JPEG DCT scaling keeps its short side)
     largest = max(configs, key=lambda c: c.resize_shorter)
 
-    def each(path: str):
+    def each(path: str) -> Crops:
         image = decode_bgr(read_bytes(path, options.max_bytes), largest, options)
-        return tuple(prepare_array(image, c) for c in configs)
+        return prepare_array(image, configs[0]), prepare_array(image, configs[1])
 
     return each
 
@@ -100,7 +104,7 @@ def compare_pairs(
     old: Classifier,
     new: Classifier,
     items: Iterable[Item],
-    load: Callable,
+    load: Callable[[str], Crops],
     workers: int = 2,
 ) -> Iterator[Pair | Failed]:
     """One :class:`Pair` (or :class:`Failed`) per item, roughly in input order. Bounded: at most
@@ -108,11 +112,11 @@ def compare_pairs(
     models = (old, new)
     pools = [RequestPool(m.compiled) for m in models]
     window = 2 * max(1, workers) + max(p.size for p in pools)
-    pending: deque[tuple[int, Item, Future]] = deque()
-    halves: dict[int, list] = {}
+    pending: deque[tuple[int, Item, Future[Crops]]] = deque()
+    halves: dict[int, list[Any]] = {}  # seq -> [item, OLD's probs, NEW's probs]
     source = iter(items)
 
-    def arrived(k: int, done: list) -> Iterator[Pair | Failed]:
+    def arrived(k: int, done: list[tuple[Any, Any]]) -> Iterator[Pair | Failed]:
         for n, probs in done:
             slot = halves[n]
             slot[k + 1] = probs
@@ -153,10 +157,11 @@ def compare_pairs(
                 pool.drain()
 
 
-def _pair(models: tuple[Classifier, Classifier], item: Item, old_probs, new_probs) -> Pair | Failed:
-    for probs in (old_probs, new_probs):
-        if isinstance(probs, InferenceFailure):
-            return Failed(item.path, f"error: inference failed: {probs}")
+def _pair(models: tuple[Classifier, Classifier], item: Item, old_probs: np.ndarray | InferenceFailure,
+          new_probs: np.ndarray | InferenceFailure) -> Pair | Failed:
+    if isinstance(old_probs, InferenceFailure) or isinstance(new_probs, InferenceFailure):
+        failure = old_probs if isinstance(old_probs, InferenceFailure) else new_probs
+        return Failed(item.path, f"error: inference failed: {failure}")
     labelled = item.truth is not None
     return Pair(item,
                 answer(models[0], old_probs, item.targets[0], labelled),

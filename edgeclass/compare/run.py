@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeclass import atomic
 from edgeclass.modelfiles import verdicts
@@ -17,6 +18,10 @@ from edgeclass.compare.stats import Comparison, ModelSide, summarise
 from edgeclass.errors import OutputError, UsageError
 from edgeclass.media.decode import DecodeOptions
 from edgeclass.modelfiles.folder import ModelDir, resolve_model_dir
+
+if TYPE_CHECKING:
+    from edgeclass.engine import Classifier
+    from edgeclass.modelfiles.preprocessing import PreprocessConfig
 
 
 @dataclass(frozen=True)
@@ -70,23 +75,26 @@ def list_images(options: CompareOptions) -> list[tuple[str, str | None]]:
     return list(images.items())
 
 
-def _items(images: list[tuple[str, str | None]], root: Path | None, labels: tuple[tuple[str, ...], ...]):
+def _items(images: list[tuple[str, str | None]], root: Path | None,
+           labels: tuple[tuple[str, ...], tuple[str, ...]]) -> tuple[list[Item], list[str]]:
     """Items with each model's class id for the folder name (its ``target_for`` convention)."""
     from edgeclass.model.calibration import target_for
 
-    items, unknown = [], set()
+    items: list[Item] = []
+    unknown: set[str] = set()
+    old_labels, new_labels = labels
     for path, truth in images:
-        if truth is None:
+        if truth is None or root is None:  # a truth comes from --validation, the root
             items.append(Item(path))
             continue
-        targets = tuple(target_for(path, root, names) for names in labels)
+        targets = (target_for(path, root, old_labels), target_for(path, root, new_labels))
         if all(t is None for t in targets):
             unknown.add(truth)
         items.append(Item(path, truth, targets))
     return items, sorted(unknown)
 
 
-def _side(classifier) -> ModelSide:
+def _side(classifier: Classifier) -> ModelSide:
     meta = classifier.metadata
     return ModelSide(classifier.model_id, str(classifier.model_dir.path), meta.model_name, classifier.precision,
                      tuple(meta.labels), meta.preprocess.to_dict())
@@ -124,7 +132,10 @@ def compare(old_path: Path, new_path: Path, options: CompareOptions,
         pairs: list[Pair] = []
         failed: list[Failed] = []
         for n, done in enumerate(compare_pairs(old, new, items, crops_loader(configs, options.decode), workers), 1):
-            (pairs if isinstance(done, Pair) else failed).append(done)
+            if isinstance(done, Pair):
+                pairs.append(done)
+            else:
+                failed.append(done)
             if n % 16 == 0:
                 progress(n, len(items))
         progress(len(items), len(items))
@@ -137,7 +148,7 @@ def compare(old_path: Path, new_path: Path, options: CompareOptions,
     return outcome
 
 
-def write_report(outcome: CompareOutcome, folder: Path, new_preprocess) -> None:
+def write_report(outcome: CompareOutcome, folder: Path, new_preprocess: PreprocessConfig) -> None:
     from edgeclass.compare.html import MAX_THUMBS, render
     from edgeclass.model.train.html import thumbnail
 

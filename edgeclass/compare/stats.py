@@ -18,6 +18,7 @@ without labelled images (agreement and flips only: nothing to refuse on).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class ModelSide:
     model_name: str
     precision: str
     labels: tuple[str, ...]
-    preprocess: dict
+    preprocess: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Comparison:
     agreement: Interval
     flip_labels: tuple[tuple[str, ...], tuple[str, ...]]  # rows (old labels), columns (new labels)
     flip_counts: list[list[int]]
-    per_label: list[dict]
+    per_label: list[dict[str, Any]]
     flips: list[Flip]
     accuracy: Accuracy | None
     verdict: str
@@ -89,7 +90,7 @@ class Comparison:
     def labels_only_new(self) -> list[str]:
         return [label for label in self.new.labels if label not in set(self.old.labels)]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["flips"] = [asdict(f) for f in self.flips]
         d["failed"] = [asdict(f) for f in self.failed]
@@ -116,7 +117,8 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def flip_matrix(pairs: list[Pair], old: ModelSide, new: ModelSide):
+def flip_matrix(pairs: list[Pair], old: ModelSide,
+                new: ModelSide) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], list[list[int]]]:
     """Old label x new label counts; rows and columns list each model's labels in its own order,
     then any other answer (``unknown``)."""
     rows = list(old.labels) + sorted({p.old.label for p in pairs} - set(old.labels))
@@ -128,11 +130,12 @@ def flip_matrix(pairs: list[Pair], old: ModelSide, new: ModelSide):
     return (tuple(rows), tuple(cols)), counts
 
 
-def per_label(pairs: list[Pair], names: list[str]) -> list[dict]:
+def per_label(pairs: list[Pair], names: list[str]) -> list[dict[str, Any]]:
     """Per label name: how often each model answers it; with labels, its images and how many
     of them each model gets right."""
-    out = {n: {"label": n, "old_answers": 0, "new_answers": 0, "images": 0, "old_right": 0, "new_right": 0}
-           for n in names}
+    out: dict[str, dict[str, Any]] = {
+        n: {"label": n, "old_answers": 0, "new_answers": 0, "images": 0, "old_right": 0, "new_right": 0}
+        for n in names}
     for p in pairs:
         out[p.old.label]["old_answers"] += 1
         out[p.new.label]["new_answers"] += 1

@@ -65,7 +65,7 @@ class ImageReadError(Exception):
         self.message = message
 
 
-def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+def read_bytes(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """Read a file read-only, mapping OS errors to statuses.
 
     Opened with O_NONBLOCK and checked with fstat first, so a FIFO or device that happens to
@@ -92,7 +92,7 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
     return b"".join(chunks)
 
 
-def open_regular(path: str | os.PathLike) -> int:
+def open_regular(path: str | os.PathLike[str]) -> int:
     """Open a regular file read-only (never blocking on a FIFO or device); OS errors become
     ``missing`` or ``unreadable``. Used for images, and to check a video file before OpenCV
     (whose failure would not say why)."""
@@ -119,7 +119,7 @@ def open_regular(path: str | os.PathLike) -> int:
     return fd
 
 
-def check_readable(path: str | os.PathLike) -> None:
+def check_readable(path: str | os.PathLike[str]) -> None:
     """Raise :class:`ImageReadError` (missing, unreadable) unless ``path`` is a readable file."""
     os.close(open_regular(path))
 
@@ -160,13 +160,14 @@ def decode_bgr(data: bytes, config: PreprocessConfig, options: DecodeOptions) ->
 
 def _check_declared_size(header: ImageHeader, options: DecodeOptions) -> None:
     """Refuse a header's impossible or too large size before any decoder allocates."""
-    if header.pixels is None:
+    width, pixels = header.width, header.pixels
+    if width is None or pixels is None:  # pixels: known exactly when both sides are
         return
-    if header.width == 0 or header.height == 0:
+    if width == 0 or header.height == 0:
         raise ImageReadError(Status.CORRUPT, f"{header.format} declares a zero size")
-    if header.width < 0:  # a BMP's width is signed
-        raise ImageReadError(Status.CORRUPT, f"{header.format} declares a negative width ({header.width})")
-    if header.pixels > options.max_pixels:
+    if width < 0:  # a BMP's width is signed
+        raise ImageReadError(Status.CORRUPT, f"{header.format} declares a negative width ({width})")
+    if pixels > options.max_pixels:
         raise ImageReadError(
             Status.TOO_LARGE,
             f"{header.format} declares {header.width}x{header.height} = {header.pixels} pixels, "
@@ -226,7 +227,7 @@ def _failure(header: ImageHeader, data: bytes, failure: FallbackError) -> tuple[
     return Status.CORRUPT, f"cannot decode {fmt}" + (f" ({failure.message})" if failure.identified else "")
 
 
-def load_image_tensor(path: str | os.PathLike, config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
+def load_image_tensor(path: str | os.PathLike[str], config: PreprocessConfig, options: DecodeOptions) -> np.ndarray:
     """File -> model input (``crop_h x crop_w x 3`` ``uint8`` in the IR's input channel order).
     Raises :class:`ImageReadError`."""
     data = read_bytes(path, options.max_bytes)

@@ -259,6 +259,7 @@ def _png_end(data: bytes) -> int | None:
     while True:
         if i + 8 > n:
             return TRUNCATED
+        length: int
         (length,) = struct.unpack(">I", data[i : i + 4])
         kind = data[i + 4 : i + 8]
         end = i + 12 + length

@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TextIO
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TextIO, TypeVar
 
 from edgeclass.media.decode import IMAGE_EXTENSIONS
 
+T = TypeVar("T")
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input: ``kind`` is "image", "video", "stream" or "camera"."""
+    """One input: ``kind`` is "image", "video", "stream" or "camera". A folder's listing also
+    gives its ``identity`` (absolute, normalised path), its ``stat`` (None: it could not be
+    stat'ed) and ``distinct``: no other input of the run can be the same file (one folder, or
+    folders none of which holds another: :func:`unique_sources` need not remember it)."""
 
     path: str
     kind: str = "image"
+    identity: str | None = field(default=None, compare=False, repr=False)
+    stat: os.stat_result | None = field(default=None, compare=False, repr=False)
+    distinct: bool = field(default=False, compare=False, repr=False)
 
 
 def classify_path(path: str) -> str:
@@ -38,41 +45,93 @@ def classify_path(path: str) -> str:
     return "video" if ext in VIDEO_EXTENSIONS else "image"
 
 
+_KINDS = {**{ext: "image" for ext in IMAGE_EXTENSIONS}, **{ext: "video" for ext in VIDEO_EXTENSIONS}}
+
+
 def _wanted(name: str, include_videos: bool) -> bool:
-    ext = os.path.splitext(name)[1].lower()
-    return ext in IMAGE_EXTENSIONS or (include_videos and ext in VIDEO_EXTENSIONS)
+    return _listed_kind(name, include_videos) is not None
+
+
+def _listed_kind(name: str, include_videos: bool) -> str | None:
+    """"image" or "video" for a file a folder listing takes (by its extension, as
+    ``os.path.splitext`` splits it), None for the others."""
+    dot = name.rfind(".")
+    if dot <= 0:
+        return None
+    ext = name[dot:]
+    kind = _KINDS.get(ext) or _KINDS.get(ext.lower())
+    if kind is None or (kind == "video" and not include_videos) or not name[:dot].strip("."):
+        return None
+    return kind
 
 
 def walk_sorted(root: str, include_videos: bool = True) -> Iterator[str]:
     """Files under ``root`` with wanted extensions, in sorted path order, lazily."""
+    return _walk(root, include_videos, lambda path, ident, kind: path)
+
+
+def listed_sources(root: str, include_videos: bool = True, distinct: bool = False) -> Iterator[Source]:
+    """:func:`walk_sorted` as Sources with their identity (absolute, normalised: ``root``'s
+    once, then joined names) and ``os.stat`` (taken here, in the listing's thread)."""
+    new, stat = object.__new__, os.stat
+
+    def make(path: str, ident: str, kind: str) -> Source:
+        source = new(Source)  # a frozen dataclass's __init__ costs twice this, a million times
+        try:
+            st = stat(path)
+        except (OSError, ValueError):
+            st = None
+        source.__dict__.update(path=path, kind=kind, identity=ident, stat=st, distinct=distinct)
+        return source
+
+    return _walk(root, include_videos, make)
+
+
+def _walk(root: str, include_videos: bool, make: Callable[[str, str, str], T]) -> Iterator[T]:
+    """``make(path, identity, kind)`` of each file under ``root`` with a wanted extension, in
+    sorted path order, lazily (the listings of the folders above the current one in memory; one
+    generator frame, however deep: a million files are yielded from here, not passed up a chain)."""
     seen: set[tuple[int, int]] = set()
 
-    def visit(directory: str) -> Iterator[str]:
+    def listing(directory: str) -> list[os.DirEntry] | None:
         try:
             st = os.stat(directory)
         except OSError:
-            return
+            return None
         key = (st.st_dev, st.st_ino)
         if key in seen:  # symlink loop or a folder reached twice
-            return
+            return None
         seen.add(key)
         try:
             with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            return
-        for entry in entries:
-            try:
-                is_dir = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                yield from visit(entry.path)
-            elif _wanted(entry.name, include_videos):
-                # broken symlinks and loops are kept: they become rows with a status
-                yield entry.path
+                return sorted(it, key=lambda e: e.name)
+        except OSError:  # gone or unreadable (a mount that went away): nothing listed, nothing lost
+            return None
 
-    yield from visit(root)
+    def files() -> Iterator[T]:
+        base = os.path.normpath(os.path.abspath(root))
+        top = listing(root)
+        stack = [(iter(top), base if base.endswith("/") else base + "/")] if top is not None else []
+        while stack:
+            entries, prefix = stack[-1]
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=True)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    below = listing(entry.path)
+                    if below is not None:
+                        stack.append((iter(below), prefix + entry.name + "/"))
+                        break
+                    continue
+                kind = _listed_kind(entry.name, include_videos)
+                if kind is not None:  # broken symlinks and loops are kept: they become rows with a status
+                    yield make(entry.path, prefix + entry.name, kind)
+            else:
+                stack.pop()
+
+    return files()
 
 
 def _stdin_paths(stream: TextIO) -> Iterator[str]:
@@ -85,6 +144,8 @@ def _stdin_paths(stream: TextIO) -> Iterator[str]:
 def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, include_videos: bool = True) -> Iterator[Source]:
     """Expand INPUT arguments to sources, in argument order then sorted order within folders."""
     stdin = stdin if stdin is not None else sys.stdin
+    args = list(args)
+    distinct = _disjoint(args)
     for arg in args:
         if arg == "-":
             for line in _stdin_paths(stdin):
@@ -94,21 +155,43 @@ def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, include_vide
         if kind in ("stream", "camera"):
             yield Source(arg, kind)
         elif os.path.isdir(arg):
-            for path in walk_sorted(arg, include_videos):
-                yield Source(path, classify_path(path))
+            yield from listed_sources(arg, include_videos, distinct)
         else:
             # a named file, or one that does not exist: either way it gets a row
             yield Source(arg, kind)
 
 
+def _disjoint(args: list[str]) -> bool:
+    """No file a folder of ``args`` lists can be another input: no stdin, and no argument's path
+    is another's or inside it (listed paths start with their folder's; links are other names)."""
+    if "-" in args:
+        return False
+    paths = [os.path.normpath(os.path.abspath(a)) for a in args if classify_path(a) not in ("stream", "camera")]
+    unique = set(paths)
+    if len(unique) < len(paths):
+        return False
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent != path:
+            if parent in unique:
+                return False
+            path, parent = parent, os.path.dirname(parent)
+    return True
+
+
 def unique_sources(sources: Iterable[Source]) -> Iterator[Source]:
     """Each input once: the same file given twice, or by two spellings of its path (``a.jpg``,
     ``./a.jpg``, ``d/../a.jpg``, a folder and a file inside it), is classified once, at its
-    first place. Symbolic links are distinct inputs (they are other names, not other spellings)."""
+    first place. Symbolic links are distinct inputs (they are other names, not other spellings).
+    A listed source marked ``distinct`` cannot repeat: it is passed on without being remembered
+    (memory stays flat over a million-file folder)."""
     seen: set[str] = set()
     for source in sources:
-        if source is not None:
-            key = source.path if source.kind in ("stream", "camera") else os.path.normpath(os.path.abspath(source.path))
+        if source is not None and not source.distinct:
+            if source.kind in ("stream", "camera"):
+                key = source.path
+            else:
+                key = source.identity or os.path.normpath(os.path.abspath(source.path))
             if key in seen:
                 continue
             seen.add(key)
@@ -128,42 +211,92 @@ def count_images(args: list[str]) -> int | None:
     return n
 
 
-def prefetch(iterator: Iterator, stop, maxsize: int = 1024, poll: float = 0.1) -> Iterator:
+def prefetch(iterator: Iterator, stop, maxsize: int = 1024, poll: float = 0.1, batch: int = 1024) -> Iterator:
     """Run ``iterator`` in a daemon thread so a slow source (a stalled stdin pipe, a hanging
     network folder) never keeps the consumer from noticing ``stop`` (a threading.Event).
 
     Yields None whenever nothing arrived within ``poll`` seconds, so the consumer can finish
-    the work it already has instead of waiting for more."""
-    import queue
+    the work it already has instead of waiting for more. Items pass through a deque; a folder
+    listing's sources (they carry an ``identity``) are handed over ``batch`` at a time, once the
+    consumer took the previous batch, any other item at once. Per item there is no lock and no
+    thread switch: running together, the threads would trade the GIL at every ``stat``."""
     import threading
+    from collections import deque
 
-    q: queue.Queue = queue.Queue(maxsize)
-    end = object()
+    items: deque = deque()
+    cond = threading.Condition()
+    state = _Handoff()
+
+    def hand_over(pending: list, room: int) -> bool:
+        if len(items) > room:
+            with cond:
+                state.full = True
+                while len(items) > room and not stop.is_set():
+                    cond.wait(poll)
+                state.full = False
+        if stop.is_set():
+            return False
+        items.extend(pending)
+        if state.waiting:
+            with cond:
+                cond.notify_all()
+        return True
 
     def produce() -> None:
+        pending: list = []
         try:
             for item in iterator:
-                while True:
-                    if stop.is_set():
-                        return
-                    try:
-                        q.put(item, timeout=poll)
-                        break
-                    except queue.Full:
-                        continue
-            q.put((end, None))
+                pending.append(item)
+                listed = getattr(item, "identity", None) is not None
+                if listed and len(pending) < batch:
+                    continue  # a folder listing's: more follow at once, handed over together
+                # a listing's batch waits until the consumer took the last one: the threads take
+                # turns (running together, they would trade the GIL at every stat)
+                if not hand_over(pending, 0 if listed else maxsize // 2):
+                    return
+                pending = []
+            hand_over(pending, maxsize)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            q.put((end, exc))
+            hand_over(pending, maxsize)
+            state.error = exc
+        finally:
+            state.end = True
+            with cond:
+                cond.notify_all()
 
     threading.Thread(target=produce, name="edgeclass-inputs", daemon=True).start()
     while not stop.is_set():
         try:
-            item = q.get(timeout=poll)
-        except queue.Empty:
-            yield None
+            item = items.popleft()
+        except IndexError:
+            if state.end and not items:
+                if state.error is not None:
+                    raise state.error
+                return
+            if not _wait(items, cond, state, poll):
+                yield None
             continue
-        if isinstance(item, tuple) and len(item) == 2 and item[0] is end:
-            if item[1] is not None:
-                raise item[1]
-            return
+        if state.full and (not items or len(items) < maxsize // 2):
+            with cond:
+                cond.notify_all()
         yield item
+
+
+class _Handoff:
+    """What :func:`prefetch`'s two threads tell each other besides the items."""
+
+    def __init__(self) -> None:
+        self.end = self.waiting = self.full = False
+        self.error: BaseException | None = None
+
+
+def _wait(items, cond, state: _Handoff, poll: float) -> bool:
+    """Wait up to ``poll`` for an item or the end; False: nothing came."""
+    with cond:
+        state.waiting = True
+        try:
+            if items or state.end:
+                return True
+            return cond.wait(poll) or bool(items) or state.end
+        finally:
+            state.waiting = False

@@ -6,48 +6,34 @@ rounded to 8 bits, then a vertical pass (vertical first for images over 100 time
 wide: ``Image.resize`` does so). Each output pixel is a weighted sum of a few input
 pixels, with weights from the filter stretched by the downscale factor, normalised, and
 quantised to fixed point (``precompute_coeffs`` + ``normalize_coeffs_8bpc`` in Pillow's
-``Resample.c``). This module computes the same weights once per (input size, output size,
-crop), then applies each pass in one of two ways that give the same bytes:
+``Resample.c``). This module computes those weights once per (input size, output size, crop)
+into a plan for one of two passes, chosen once, at import:
 
-* compiled (:mod:`edgeclass.media.resample_native`, ``_resample.c``, built by ``pip install``
-  when a C compiler is there): Pillow's own integer arithmetic, vectorised along the lines, one
-  call per pass with the GIL released; about 2.5x less CPU than the NumPy path after a decode
-  (``benchmarks/resample.py --base numpy``);
-* NumPy, where the library was not built (or ``EDGECLASS_RESAMPLER=numpy``), as
+* :class:`CompiledPlan` (:mod:`edgeclass.media.resample_native`, ``_resample.c``, built by
+  ``pip install`` when a C compiler is there): Pillow's own integer arithmetic, vectorised along
+  the lines, one call per pass with the GIL released;
+* :class:`NumpyPlan`, where the library was not built (or ``EDGECLASS_RESAMPLER=numpy``): gather
+  the input lines each block of outputs reads (``np.take``), one batched float64 matrix product
+  (``np.matmul``), then PIL's rounding: ``floor(value + 0.5)``, clipped to 0..255. About 4-5x
+  the CPU of the compiled pass (``python -m benchmarks.resample``).
 
-    gather (``np.take``: the input lines each block of outputs reads, one copy)
-    -> one batched float32 matrix product (``np.matmul``: every block in one call)
-    -> negatives to 0 (``cv2.threshold``, in place), then rounding to 8 bits with saturation
-       (``cv2.convertScaleAbs``), twice: at the float32 value minus and plus its error bound
-    -> the few outputs whose two roundings differ, recomputed exactly in float64 ("settled").
+Both give PIL's bytes, exactly, on any CPU and with any number of BLAS threads. The compiled
+pass is PIL's integer code itself (int32 sums cannot overflow: 255 x sum |weight| < 2**31). The
+NumPy pass computes the same sums in float64: a weight is PIL's integer divided by 2**22 and a
+pixel an integer below 256, so every product, and every partial sum in whatever order BLAS
+adds them (with or without FMA; the zero padding of a block adds exact zeros), is an integer
+multiple of 2**-22 below 2**9 in magnitude: at most 31 significant bits, exact in float64's 53.
+Adding 0.5 is exact too, and truncating a value in [0, 255] to uint8 is ``floor``: PIL's
+``clip8((sum + 2**21) >> 22)``, with no rounding anywhere.
 
-Exactness, hence determinism. The compiled pass is PIL's integer code itself (int32 sums cannot
-overflow: 255 x sum |weight| < 2**31). For the NumPy path: the weights are PIL's integers divided by 2**22 (at most 23
-significant bits: exact in float32). In float64 every product and partial sum is exact (8-bit
-pixel x 22-bit weight, sums far below 2**53), whatever order BLAS adds them in. In float32 they
-are not, but the error of any float32 dot product of ``n`` terms, in any order, with or without
-FMA, is at most ``gamma_n * sum |w_t x_t|`` (``gamma_n = n u / (1 - n u)``, ``u = 2**-24``;
-Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1). Only the nonzero weights count
-in ``n``: a block's zero padding gives products that are exactly 0, and adding an exact 0 rounds
-nothing, so a sum over the padded span is, rounding for rounding, a sum over an output's own
-taps. Hence at most ``gamma_taps * 255 * max sum |w|`` = the plan's ``slack`` (plus a margin for
-the rounding of the ``+- slack`` itself). So the exact value lies within ``slack`` of the float32
-one: where the float32 value rounded down by ``slack`` and up by ``slack`` gives the same 8-bit
-value, that is PIL's value (a half-way tie ``k + 0.5``, which PIL rounds up, would lie strictly
-inside the interval and make the two differ); where they differ (about 0.1 % of outputs), the output is
-recomputed from the same gathered pixels in float64, exactly, and rounded half up as PIL does.
-Every output is therefore PIL's own, on any CPU, with one BLAS thread or many: the same bytes
-always give the same crop. Float32 halves the memory the products stream through (the decode
-workers share the cache with OpenVINO's inference threads) and is 10-15 % faster alone.
-
-Channels stay interleaved (OpenCV's BGR order): a pass works on lines of ``3 * length``
-values (NumPy: each block product is ``(outputs x span) @ (span x 3*length)``). The horizontal
-pass runs on the transposed image (``cv2.transpose``), so both passes work on rows.
+Channels stay interleaved (OpenCV's BGR order): a pass works on lines of ``3 * length`` values.
+The horizontal pass runs on transposed lines (``cv2.transpose``), so both passes work on rows.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,23 +44,19 @@ from edgeclass.media import resample_native
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed point for 8-bit images
 _CHANNELS = 3  # resample_crop takes HxWx3 images
-_BLOCK = 8  # outputs per block: the gathered copy shrinks with bigger blocks, the zero-padded products grow
-_UNIT = 2.0 ** -24  # float32's unit roundoff
-# covers the rounding of ``value +- slack`` in float32 inside convertScaleAbs (values < 512: half an ulp <= 2**-16)
-_SLACK_MARGIN = 2.0 ** -13
-# gathered values per chunk of rows in the horizontal pass, at most (3 MiB of float32), in equal chunks:
-# a 1080p image decoded at 1/2 (1.03 M values) goes in two. Inside a run the resize follows a decode
-# that has evicted the cache; there, two chunks are 14-16 % faster than one for 1080p images and 7 %
-# for PNG 800x600, while splitting images below the cap (12 MP decoded at 1/8: 0.58 M) cost 8 %
-# (benchmarks/resample.py). It also bounds memory on large images.
+_BLOCK = 8  # NumPy pass: outputs per block (bigger blocks: a smaller gathered copy, more zero-padded products)
+# NumPy pass: gathered values per chunk of rows in the horizontal pass, at most, in equal chunks (a
+# 1080p image decoded at 1/2, 1.03 M values, goes in two): inside a run the resize follows a decode
+# that has evicted the cache, where two chunks were faster than one (and than three, or 4 or 16
+# outputs a block, measured in float64); it also bounds memory on large images
 _CHUNK_VALUES = 3 << 18
-# the compiled pass has no float temporaries: there a chunk is bounded by its transposed copy
-# (uint8) alone, so 1080p and 800x600 regions go in one chunk (two cost 10 % and 4 % more, each
-# resize right after its decode); huge undecimated images (a 12 MP PNG: 24 MB) are still split
+# compiled pass: no float temporaries, so a chunk is bounded by its transposed copy (uint8) alone:
+# 1080p and 800x600 regions go in one chunk (two cost 10 % and 4 % more, each resize right after
+# its decode); huge undecimated images (a 12 MP PNG: 24 MB) are still split
 _NATIVE_CHUNK_BYTES = 8 << 20
-# multiply-adds per matrix product: OpenBLAS gives a product M*N*K / 2**18 threads (at least 1;
-# interface/gemm.c), so at most 2**18 keeps a resize in the calling thread (the decode workers are
-# the parallelism); one product for both passes of a 1080p image decoded at 1/2
+# NumPy pass: multiply-adds per matrix product. OpenBLAS gives a product M*N*K / 2**18 threads (at
+# least 1; interface/gemm.c, the same for float32 and float64), so at most 2**18 keeps a resize in
+# the calling thread (the decode workers are the parallelism)
 _MAX_PRODUCT = 1 << 18
 
 
@@ -89,37 +71,17 @@ def _bicubic(x: np.ndarray) -> np.ndarray:
 
 
 def _bilinear(x: np.ndarray) -> np.ndarray:
-    return np.maximum(1.0 - np.abs(x), 0.0)
+    weights: np.ndarray = np.maximum(1.0 - np.abs(x), 0.0)
+    return weights
 
 
 FILTERS = {"bicubic": (_bicubic, 2.0), "bilinear": (_bilinear, 1.0)}
 
 
-@dataclass(frozen=True)
-class AxisPlan:
-    """How to resample one axis to outputs ``first .. first + count - 1``."""
-
-    index: np.ndarray  # (blocks * span,) input lines gathered, block after block
-    weights: np.ndarray  # (blocks, _BLOCK, span) PIL's fixed-point weights / 2**22, float64
-    weights32: np.ndarray  # the same, float32 (exactly: at most 23 significant bits)
-    slack: float  # bound on |float32 product - exact value| for every output, plus a margin
-    count: int
-    lines: tuple[int, int]  # [first, last) input lines any output reads
-    # for the compiled pass (resample_native): per output, its first line (from ``lines[0]``),
-    # its number of taps, and PIL's integer weights (count, taps) int32
-    first: np.ndarray
-    taps: np.ndarray
-    coeffs: np.ndarray
-    # the same per (output, channel) for lines that are (column, channel) pairs: the horizontal
-    # pass over transposed bytes (output j, channel c: lines 3 * first[j] + c + 3 t)
-    first3: np.ndarray
-    taps3: np.ndarray
-    coeffs3: np.ndarray
-
-
-def _pil_weights(in_size: int, out_size: int, first: int, count: int, interpolation: str):
+def _pil_weights(in_size: int, out_size: int, first: int, count: int,
+                 interpolation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pillow's ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` for the given outputs:
-    (xmin per output, dense (count, taps) weights as integers / 2**22)."""
+    (xmin, xmax per output, dense (count, taps) fixed-point weights: integers, as float64)."""
     kernel, support = FILTERS[interpolation]
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
@@ -137,39 +99,14 @@ def _pil_weights(in_size: int, out_size: int, first: int, count: int, interpolat
     return xmin, xmax, fixed
 
 
-@lru_cache(maxsize=512)
-def axis_plan(in_size: int, out_size: int, first: int, count: int, interpolation: str) -> AxisPlan:
-    xmin, xmax, fixed = _pil_weights(in_size, out_size, first, count, interpolation)
-    w = fixed / (1 << _PRECISION_BITS)
-    taps = w.shape[1]
-    native = (xmin.astype(np.int32), (xmax - xmin).astype(np.int32), fixed.astype(np.int32))
-    blocks = -(-count // _BLOCK)
-    pad = blocks * _BLOCK - count
-    xmin = np.concatenate([xmin, np.repeat(xmin[-1:], pad)])
-    w = np.concatenate([w, np.zeros((pad, taps))]).reshape(blocks, _BLOCK, taps)
-    xmin = xmin.reshape(blocks, _BLOCK)
-    start = xmin.min(axis=1)
-    offset = xmin - start[:, None]  # where each output's taps sit in its block's span
-    span = int((offset.max(axis=1) + taps).max())
-    dense = np.zeros((blocks, _BLOCK, span), dtype=np.float64)
-    rows = np.arange(blocks)[:, None, None]
-    outs = np.arange(_BLOCK)[None, :, None]
-    dense[rows, outs, offset[:, :, None] + np.arange(taps)[None, None, :]] = w
-    index = np.minimum(start[:, None] + np.arange(span)[None, :], in_size - 1)  # past the end: weight 0
-    lo, hi = int(index.min()), int(index.max()) + 1
-    index = index.reshape(-1) - lo
-    native = (native[0] - lo, *native[1:])
-    native += ((native[0][:, None] * _CHANNELS + np.arange(_CHANNELS, dtype=np.int32)).reshape(-1),
-               np.repeat(native[1], _CHANNELS), np.repeat(native[2], _CHANNELS, axis=0))
-    dense32 = dense.astype(np.float32)
-    if not np.array_equal(dense32, dense):  # PIL's weights have at most 23 significant bits
-        raise AssertionError("resampling weights not exact in float32")
-    terms = int(np.count_nonzero(dense, axis=2).max())  # taps per output (the padding's products are exact zeros)
-    gamma = terms * _UNIT / (1.0 - terms * _UNIT)
-    slack = gamma * 255.0 * float(np.abs(dense).sum(axis=2).max()) + _SLACK_MARGIN
-    for arr in (dense, dense32, index, *native):
-        arr.setflags(write=False)  # shared by every call through the cache
-    return AxisPlan(index, dense, dense32, slack, count, (lo, hi), *native)
+def _read_only(*arrays: np.ndarray) -> None:
+    for array in arrays:
+        array.setflags(write=False)  # a plan is shared by every call through the cache
+
+
+def _lines(xmin: np.ndarray, xmax: np.ndarray) -> tuple[int, int]:
+    """[first, last) input lines any output reads (the last output reads the furthest)."""
+    return int(xmin.min()), int(xmax.max())
 
 
 def _equal_step(length: int, cap: int) -> int:
@@ -182,77 +119,121 @@ def _equal_step(length: int, cap: int) -> int:
     return -(-length // chunks)
 
 
-def _apply(plan: AxisPlan, lines: np.ndarray) -> np.ndarray:
-    """Resample axis 0 of ``lines`` (input lines ``plan.lines``, each a row of values) ->
-    (count, row length) uint8, rounded and saturated as PIL's ``clip8``."""
-    flat = lines.reshape(lines.shape[0], -1)
-    if resample_native.available():
-        return resample_native.resample_lines(flat, plan.first, plan.taps, plan.coeffs)
-    step = _equal_step(flat.shape[1], _MAX_PRODUCT // plan.weights.shape[2] // _BLOCK)
-    if flat.shape[1] <= step:
-        return _product(plan, flat)
-    return np.concatenate([_product(plan, flat[:, c : c + step]) for c in range(0, flat.shape[1], step)], axis=1)
+def _in_chunks(array: np.ndarray, cap: int, one: Callable[[np.ndarray], np.ndarray], axis: int) -> np.ndarray:
+    """``one`` over ``array`` cut along ``axis`` into chunks of :func:`_equal_step`, joined again."""
+    length = array.shape[axis]
+    step = _equal_step(length, cap)
+    if length <= step:
+        return one(array)
+    return np.concatenate([one(part) for part in np.split(array, range(step, length, step), axis=axis)], axis=axis)
 
 
-def _product(plan: AxisPlan, flat: np.ndarray) -> np.ndarray:
-    gathered = np.take(flat, plan.index, axis=0).astype(np.float32)  # uint8 gathered: a quarter of the bytes
-    gathered = gathered.reshape(plan.weights.shape[0], plan.weights.shape[2], -1)
-    out = np.matmul(plan.weights32, gathered).reshape(-1, flat.shape[1])[: plan.count]
-    # negatives to 0 first (in place): convertScaleAbs saturates at 255 but takes |x|
-    out = cv2.threshold(out, 0.0, 0.0, cv2.THRESH_TOZERO, dst=out)[1]
-    low = cv2.convertScaleAbs(out, alpha=1.0, beta=-plan.slack)
-    high = cv2.convertScaleAbs(out, alpha=1.0, beta=plan.slack)
-    _settle(plan, gathered, low, high)
-    return low
+@dataclass(frozen=True)
+class CompiledPlan:
+    """One axis for the compiled pass: outputs ``count`` from input lines ``lines`` = [lo, hi)."""
+
+    count: int
+    lines: tuple[int, int]
+    # per output: its first line (from ``lo``), its number of taps, PIL's integer weights (count, taps)
+    along: resample_native.Taps
+    # the same per (output, channel), for lines that are (column, channel) pairs: the horizontal
+    # pass over transposed bytes (output j, channel c: lines 3 * first[j] + c + 3 t)
+    across: resample_native.Taps
+
+    @classmethod
+    def build(cls, in_size: int, out_size: int, first: int, count: int, interpolation: str) -> CompiledPlan:
+        """The plan for outputs ``first .. first + count - 1`` of ``out_size`` from ``in_size`` lines."""
+        xmin, xmax, fixed = _pil_weights(in_size, out_size, first, count, interpolation)
+        lo, hi = _lines(xmin, xmax)
+        start, taps, coeffs = (xmin - lo).astype(np.int32), (xmax - xmin).astype(np.int32), fixed.astype(np.int32)
+        start3 = (start[:, None] * _CHANNELS + np.arange(_CHANNELS, dtype=np.int32)).reshape(-1)
+        taps3, coeffs3 = np.repeat(taps, _CHANNELS), np.repeat(coeffs, _CHANNELS, axis=0)
+        _read_only(start, taps, coeffs, start3, taps3, coeffs3)
+        along = resample_native.Taps.of(start, taps, coeffs)
+        return cls(count, (lo, hi), along, resample_native.Taps.of(start3, taps3, coeffs3, step=_CHANNELS))
+
+    def apply(self, lines: np.ndarray) -> np.ndarray:
+        """Resample axis 0 of ``lines`` (input lines ``self.lines``, each a row of values) ->
+        (count, row length) uint8, as PIL's ``clip8``."""
+        return resample_native.apply(lines.reshape(lines.shape[0], -1), self.along)
+
+    def horizontal(self, rows: np.ndarray) -> np.ndarray:
+        """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on huge images."""
+        cap = _NATIVE_CHUNK_BYTES // ((self.lines[1] - self.lines[0]) * _CHANNELS)
+        return _in_chunks(rows, cap, self._bytes, axis=0)
+
+    def _bytes(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` as single bytes, transposed so each line is one (column, channel) pair (OpenCV
+        transposes 1-byte elements in about two thirds of the time it takes for 3-byte pixels,
+        measured), every third line a tap, transposed back."""
+        x0, x1 = self.lines
+        lines = cv2.transpose(rows.reshape(rows.shape[0], -1)[:, x0 * _CHANNELS : x1 * _CHANNELS])
+        out = resample_native.apply(lines, self.across)
+        return cv2.transpose(out).reshape(rows.shape[0], self.count, _CHANNELS)
 
 
-def _settle(plan: AxisPlan, gathered: np.ndarray, low: np.ndarray, high: np.ndarray) -> None:
-    """Where float32 could not decide the rounding (``low != high``), write the exact value into
-    ``low``: the float64 dot product of the same weights and pixels, rounded half up, clipped."""
-    flat_low, flat_high = low.reshape(-1), high.reshape(-1)
-    whole = flat_low.size - flat_low.size % 8  # compared 8 bytes at a time: a 64-bit word each
-    words = np.flatnonzero(flat_low[:whole].view(np.uint64) != flat_high[:whole].view(np.uint64))
-    candidates = (words[:, None] * 8 + np.arange(8)).reshape(-1)
-    if whole < flat_low.size:
-        candidates = np.concatenate([candidates, np.arange(whole, flat_low.size)])
-    undecided = candidates[flat_low[candidates] != flat_high[candidates]]
-    if undecided.size == 0:
-        return
-    row, column = np.divmod(undecided, low.shape[1])
-    block, output = np.divmod(row, _BLOCK)
-    exact = np.einsum("ij,ij->i", plan.weights[block, output], gathered[block, :, column].astype(np.float64))
-    flat_low[undecided] = np.clip(np.floor(exact + 0.5), 0.0, 255.0)
+@dataclass(frozen=True)
+class NumpyPlan:
+    """One axis for the NumPy pass: outputs ``count`` from input lines ``lines`` = [lo, hi), in
+    blocks of ``_BLOCK`` outputs, each block reading ``span`` consecutive lines."""
+
+    count: int
+    lines: tuple[int, int]
+    index: np.ndarray  # (blocks * span,) input lines gathered (from ``lo``), block after block
+    weights: np.ndarray  # (blocks, _BLOCK, span) PIL's fixed-point weights / 2**22, float64 (zero padded)
+
+    @classmethod
+    def build(cls, in_size: int, out_size: int, first: int, count: int, interpolation: str) -> NumpyPlan:
+        """As :meth:`CompiledPlan.build`."""
+        xmin, xmax, fixed = _pil_weights(in_size, out_size, first, count, interpolation)
+        taps = fixed.shape[1]
+        blocks = -(-count // _BLOCK)
+        pad = blocks * _BLOCK - count
+        xmin = np.concatenate([xmin, np.repeat(xmin[-1:], pad)]).reshape(blocks, _BLOCK)
+        w = np.concatenate([fixed / (1 << _PRECISION_BITS), np.zeros((pad, taps))]).reshape(blocks, _BLOCK, taps)
+        start = xmin.min(axis=1)
+        offset = xmin - start[:, None]  # where each output's taps sit in its block's span
+        span = int((offset.max(axis=1) + taps).max())
+        weights = np.zeros((blocks, _BLOCK, span), dtype=np.float64)
+        rows, outs = np.arange(blocks)[:, None, None], np.arange(_BLOCK)[None, :, None]
+        weights[rows, outs, offset[:, :, None] + np.arange(taps)[None, None, :]] = w
+        lo, hi = _lines(xmin, xmax)
+        index = (np.minimum(start[:, None] + np.arange(span)[None, :], hi - 1) - lo).reshape(-1)  # past hi: weight 0
+        _read_only(index, weights)
+        return cls(count, (lo, hi), index, weights)
+
+    def apply(self, lines: np.ndarray) -> np.ndarray:
+        """As :meth:`CompiledPlan.apply`, in column chunks of at most ``_MAX_PRODUCT`` multiply-adds."""
+        flat = lines.reshape(lines.shape[0], -1)
+        cap = _MAX_PRODUCT // self.weights.shape[2] // _BLOCK
+        return _in_chunks(flat, cap, self._product, axis=1)
+
+    def horizontal(self, rows: np.ndarray) -> np.ndarray:
+        """The horizontal pass over ``rows`` (y, x, c): on transposed pixels, in chunks of rows."""
+        x0, x1 = self.lines
+
+        def one(part: np.ndarray) -> np.ndarray:
+            columns = cv2.transpose(np.ascontiguousarray(part[:, x0:x1]))  # lines are columns
+            return cv2.transpose(self.apply(columns).reshape(self.count, -1, _CHANNELS))
+
+        return _in_chunks(rows, _CHUNK_VALUES // (self.index.size * _CHANNELS), one, axis=0)
+
+    def _product(self, flat: np.ndarray) -> np.ndarray:
+        """The exact sums (the module's docstring), rounded half up and clipped as PIL's ``clip8``."""
+        blocks, _, span = self.weights.shape
+        gathered = np.take(flat, self.index, axis=0).astype(np.float64).reshape(blocks, span, -1)
+        out = np.matmul(self.weights, gathered).reshape(-1, flat.shape[1])[: self.count]
+        out += 0.5
+        rounded = np.empty(out.shape, dtype=np.uint8)
+        return np.clip(out, 0.0, 255.0, out=rounded, casting="unsafe")  # the cast truncates: floor on [0, 255]
 
 
-def _horizontal(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
-    """The horizontal pass over ``rows`` (y, x, c), in chunks of rows on large images."""
-    x0, x1 = plan.lines
-    native = resample_native.available()
-    if native:
-        cap = _NATIVE_CHUNK_BYTES // ((x1 - x0) * _CHANNELS)
-    else:
-        cap = _CHUNK_VALUES // (plan.index.size * _CHANNELS)
-    step = _equal_step(rows.shape[0], cap)
-    parts = []
-    for r0 in range(0, rows.shape[0], step):
-        chunk = rows[r0 : r0 + step]
-        if native:
-            parts.append(_horizontal_bytes(chunk, plan))
-            continue
-        columns = cv2.transpose(np.ascontiguousarray(chunk[:, x0:x1]))  # lines are columns
-        parts.append(cv2.transpose(_apply(plan, columns).reshape(plan.count, -1, _CHANNELS)))
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-def _horizontal_bytes(rows: np.ndarray, plan: AxisPlan) -> np.ndarray:
-    """The compiled horizontal pass: ``rows`` as single bytes, transposed so each line is one
-    (column, channel) pair (OpenCV transposes 1-byte elements in about two thirds of the time it
-    takes for 3-byte pixels, measured), every third line a tap, transposed back."""
-    x0, x1 = plan.lines
-    flat = rows.reshape(rows.shape[0], -1)[:, x0 * _CHANNELS : x1 * _CHANNELS]
-    lines = cv2.transpose(flat)
-    out = resample_native.resample_lines(lines, plan.first3, plan.taps3, plan.coeffs3, step=_CHANNELS)
-    return cv2.transpose(out).reshape(rows.shape[0], plan.count, _CHANNELS)
+# one cache of plans per pass (read-only, shared by every call)
+compiled_plan = lru_cache(maxsize=512)(CompiledPlan.build)
+numpy_plan = lru_cache(maxsize=512)(NumpyPlan.build)
+# the pass, chosen once: ``axis_plan(in_size, out_size, first, count, interpolation)`` plans one axis
+axis_plan: Callable[[int, int, int, int, str], CompiledPlan | NumpyPlan] = (
+    compiled_plan if resample_native.available() else numpy_plan)
 
 
 def resample_crop(image: np.ndarray, out_h: int, out_w: int, top: int, left: int, crop_h: int, crop_w: int,
@@ -263,11 +244,11 @@ def resample_crop(image: np.ndarray, out_h: int, out_w: int, top: int, left: int
     hplan = axis_plan(in_w, out_w, left, crop_w, interpolation) if in_w != out_w else None
     vplan = axis_plan(in_h, out_h, top, crop_h, interpolation) if in_h != out_h else None
     if vplan is not None and in_h > 100 * in_w:  # Image.resize's order for very tall images
-        rows = _apply(vplan, image[vplan.lines[0] : vplan.lines[1]]).reshape(crop_h, in_w, 3)
-        return _horizontal(rows, hplan) if hplan is not None else np.ascontiguousarray(rows[:, left : left + crop_w])
+        rows = vplan.apply(image[vplan.lines[0] : vplan.lines[1]]).reshape(crop_h, in_w, 3)
+        return hplan.horizontal(rows) if hplan is not None else np.ascontiguousarray(rows[:, left : left + crop_w])
     y0, y1 = vplan.lines if vplan is not None else (top, top + crop_h)
     rows = image[y0:y1]
-    rows = _horizontal(rows, hplan) if hplan is not None else rows[:, left : left + crop_w]
+    rows = hplan.horizontal(rows) if hplan is not None else rows[:, left : left + crop_w]
     if vplan is None:
         return np.ascontiguousarray(rows)
-    return _apply(vplan, np.ascontiguousarray(rows)).reshape(crop_h, crop_w, 3)
+    return vplan.apply(np.ascontiguousarray(rows)).reshape(crop_h, crop_w, 3)

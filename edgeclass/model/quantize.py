@@ -12,7 +12,7 @@ two loses less. A refused INT8 is saved as ``model_int8.rejected.xml``; the last
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nncf
@@ -118,7 +118,7 @@ class CheckSet:
 
     @property
     def targets(self) -> list[int] | None:
-        return list(self.images.targets) if self.images.labelled else None
+        return [t for t in self.images.targets if t is not None] if self.images.labelled else None
 
 
 def _nncf_args(options: QuantizeOptions) -> dict:
@@ -310,6 +310,7 @@ def quantize_model_dir(
     if not model_dir.fp32_xml.is_file():
         raise ModelError(f"{model_dir.fp32_xml} does not exist: run `edgeclass convert` first")
     quiet_torch_cuda_notice()
+    options = replace(options, target_cpu=resolve_target_cpu(options.target_cpu))  # "auto" decided once, here
     core = ov.Core()
     fp32 = read_ir(core, model_dir.fp32_xml)
     meta = read_metadata(fp32)
@@ -334,8 +335,8 @@ def quantize_model_dir(
         "method": outcome.method,
         "attempts": outcome.attempts,
         "reverted_to_float": outcome.reverted,
-        "target_cpu": resolve_target_cpu(options.target_cpu),
-        "overflow_fix": _OVERFLOW_FIX[resolve_target_cpu(options.target_cpu)].value,
+        "target_cpu": options.target_cpu,
+        "overflow_fix": _OVERFLOW_FIX[options.target_cpu].value,
         "measured_on": cpuclass.detect().as_record(),  # the class the check above ran on
     }
     int8_meta = meta.with_updates(precision="int8", calibration=calibration_record, accuracy=result.to_dict())

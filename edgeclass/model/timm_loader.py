@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import timm
 import torch
@@ -17,6 +17,10 @@ from edgeclass.hashing import sha256_file
 from edgeclass.errors import LabelsError, UsageError, WeightsUnavailableError
 from edgeclass.media.preprocess import PreprocessConfig
 
+# A timm model: an nn.Module with timm's own members (get_classifier, reset_classifier, num_features,
+# pretrained_cfg, stages, ...), which torch's types answer as `Tensor | Module` (nn.Module.__getattr__).
+TimmModel = Any
+
 DEFAULT_MODEL = "mobilevitv2_075.cvnets_in1k"
 FAMILY = "mobilevitv2"
 HEAD_KEY = "head.fc.weight"
@@ -24,7 +28,7 @@ HEAD_KEY = "head.fc.weight"
 
 @dataclass
 class LoadedModel:
-    model: torch.nn.Module
+    model: TimmModel
     name: str  # architecture.tag as given/resolved
     labels: tuple[str, ...]
     preprocess: PreprocessConfig
@@ -126,13 +130,13 @@ def preprocess_config(model: torch.nn.Module, overrides: dict[str, Any]) -> Prep
         input_size=(int(cfg["input_size"][1]), int(cfg["input_size"][2])),
         crop_pct=float(cfg["crop_pct"]),
         interpolation=str(cfg["interpolation"]),
-        mean=tuple(float(m) for m in cfg["mean"]),
-        std=tuple(float(s) for s in cfg["std"]),
+        mean=cast("tuple[float, float, float]", tuple(float(m) for m in cfg["mean"])),  # timm: 3 channels
+        std=cast("tuple[float, float, float]", tuple(float(s) for s in cfg["std"])),  # timm: 3 channels
         crop_mode=str(cfg.get("crop_mode", "center")),
     )
 
 
-def model_from_checkpoint(name: str, weights: Path, require_head: bool) -> torch.nn.Module:
+def model_from_checkpoint(name: str, weights: Path, require_head: bool) -> TimmModel:
     """A timm model built to the checkpoint's head (class count from ``head.fc.weight``; none:
     a 0-class head, unless ``require_head``) with every tensor loaded; else a clear error."""
     state = load_checkpoint(weights)
@@ -165,6 +169,7 @@ def load_model(
 ) -> LoadedModel:
     """Build the timm model with weights from the hub (``weights=None``) or a checkpoint."""
     check_model_name(name)
+    model: TimmModel
     if weights is None:
         try:
             model = timm.create_model(name, pretrained=True)

@@ -60,11 +60,11 @@ class ModelDir:
         with flock.holding(fd, shared):
             yield
 
-    def reading(self):
+    def reading(self) -> contextlib.AbstractContextManager[None]:
         """Shared lock while an IR pair is read (never sees a half-replaced pair)."""
         return self._locked(shared=True)
 
-    def writing(self):
+    def writing(self) -> contextlib.AbstractContextManager[None]:
         """Exclusive lock while an IR pair is replaced."""
         return self._locked(shared=False)
 

@@ -130,14 +130,14 @@ def model_info(meta: ModelMetadata) -> dict[str, str]:
     return info
 
 
-def write_metadata(model, meta: ModelMetadata) -> None:
+def write_metadata(model: Any, meta: ModelMetadata) -> None:  # model: an openvino.Model
     """Store ``meta`` in an ``openvino.Model``'s rt_info (both sections)."""
     for key, value in model_info(meta).items():
         model.set_rt_info(value, ["model_info", key])
     model.set_rt_info(meta.to_json(), _META_PATH)
 
 
-def read_metadata(model) -> ModelMetadata:
+def read_metadata(model: Any) -> ModelMetadata:  # model: an openvino.Model
     """Read edgeclass metadata from an ``openvino.Model``; :class:`ModelError` if absent."""
     if not model.has_rt_info(_META_PATH):
         raise ModelError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any, cast
 
 INTERPOLATIONS = ("bicubic", "bilinear")  # the filters edgeclass.media.resample implements
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -22,7 +23,7 @@ class PreprocessConfig:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     channel_order: str = "RGB"  # what the network was trained on (timm: RGB)
     crop_mode: str = "center"
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
     # Channel order of the IR's input tensor. BGR (OpenCV's, Model API's): the swap to
     # ``channel_order`` is a step inside the graph. Folders written before this field existed
     # took ``channel_order`` directly (see from_dict).
@@ -49,7 +50,7 @@ class PreprocessConfig:
         """Shorter-side length before the centre crop (timm: floor(size / crop_pct))."""
         return math.floor(self.input_size[0] / self.crop_pct)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("extra")
         d["input_size"] = list(self.input_size)
@@ -59,13 +60,14 @@ class PreprocessConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> PreprocessConfig:
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
         return cls(
-            input_size=tuple(int(v) for v in d["input_size"]),
+            # the lengths are the file's promise (written by to_dict); cast: no check added here
+            input_size=cast("tuple[int, int]", tuple(int(v) for v in d["input_size"])),
             crop_pct=float(d["crop_pct"]),
             interpolation=str(d["interpolation"]),
-            mean=tuple(float(v) for v in d["mean"]),
-            std=tuple(float(v) for v in d["std"]),
+            mean=cast("tuple[float, float, float]", tuple(float(v) for v in d["mean"])),
+            std=cast("tuple[float, float, float]", tuple(float(v) for v in d["std"])),
             channel_order=str(d.get("channel_order", "RGB")),
             crop_mode=str(d.get("crop_mode", "center")),
             # absent: written before the swap moved into the graph, when the IR took the network's order

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgeclass import atomic, flock
 from edgeclass.errors import AccuracyGateError, ModelNotFoundError, OutputError, UsageError
@@ -42,7 +43,7 @@ class Promotion:
     previous: str | None  # what it held before (None: the link is new)
     model_dir: Path  # the folder the link now names
     changed: bool = True  # False: the link already named this folder
-    verdict: dict | None = None  # the compare record consulted (None: none recorded)
+    verdict: dict[str, Any] | None = None  # the compare record consulted (None: none recorded)
     forced: bool = False
     notes: tuple[str, ...] = ()
 
@@ -89,7 +90,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def _read_history(link: Path) -> list[dict]:
+def _read_history(link: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(history_path(link).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -100,7 +101,7 @@ def _read_history(link: Path) -> list[dict]:
     return [e for e in entries if isinstance(e, dict) and isinstance(e.get("target"), str)] if isinstance(entries, list) else []
 
 
-def _write_history(link: Path, entries: list[dict]) -> None:
+def _write_history(link: Path, entries: list[dict[str, Any]]) -> None:
     doc = {"schema": 1, "link": link.name, "history": entries[-HISTORY_KEPT:]}
     try:
         atomic.write_text(history_path(link), json.dumps(doc, indent=2) + "\n")
@@ -136,7 +137,7 @@ def _current(link: Path) -> tuple[str, Path] | None:
     return (written, folder) if _is_model_folder(folder) else None
 
 
-def _check_verdict(current: Path, new: Path, force: bool) -> dict | None:
+def _check_verdict(current: Path, new: Path, force: bool) -> dict[str, Any] | None:
     """The last compare of the current model against NEW; refused -> AccuracyGateError unless forced."""
     from edgeclass.modelfiles.verdicts import last_verdict
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgeclass.cpuclass import CpuClass, RecordedClass
+from edgeclass.cpuclass import CpuClass
 
 _EVERY_LAYER = "enable"  # NNCF OverflowFix.ENABLE
 
@@ -35,12 +35,12 @@ TARGET_CPUS = ("any", "vnni", "auto")
 class Int8Provenance:
     target_cpu: str | None
     overflow_fix: str | None
-    measured_on: RecordedClass | None
+    measured_on: CpuClass | None
 
     @classmethod
     def from_calibration(cls, calibration: dict[str, Any] | None) -> Int8Provenance:
         c = calibration or {}
-        return cls(c.get("target_cpu"), c.get("overflow_fix"), RecordedClass.from_record(c.get("measured_on")))
+        return cls(c.get("target_cpu"), c.get("overflow_fix"), CpuClass.from_record(c.get("measured_on")))
 
     @property
     def saturation_free(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from edgeclass import atomic
 from edgeclass.modelfiles.folder import ModelDir
@@ -19,7 +20,7 @@ RECORD = "comparisons.json"
 SCHEMA = 1
 
 
-def _read(path: Path) -> list[dict]:
+def _read(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -28,7 +29,7 @@ def _read(path: Path) -> list[dict]:
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
-def record(new_dir: Path, entry: dict) -> Path:
+def record(new_dir: Path, entry: dict[str, Any]) -> Path:
     """Store ``entry`` (``old``, ``new`` ids, ``verdict``...) as the last compare of its pair.
     Raises OSError when the folder cannot be written."""
     path = new_dir / RECORD
@@ -39,7 +40,7 @@ def record(new_dir: Path, entry: dict) -> Path:
     return path
 
 
-def last_verdict(new_dir: Path, old_ids: set[str], new_ids: set[str]) -> dict | None:
+def last_verdict(new_dir: Path, old_ids: set[str], new_ids: set[str]) -> dict[str, Any] | None:
     """The latest recorded compare of a model with an id in ``old_ids`` against one in
     ``new_ids`` (any precision of each folder), or None."""
     matches = [e for e in _read(new_dir / RECORD) if e.get("old") in old_ids and e.get("new") in new_ids]

@@ -92,7 +92,7 @@ def _throughput(compiled: ov.CompiledModel, sample: np.ndarray, seconds: float) 
 def _latency(compiled: ov.CompiledModel, sample: np.ndarray, seconds: float) -> dict[str, float]:
     request = compiled.create_infer_request()
     request.infer({0: sample})
-    times = []
+    times: list[float] = []
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds or len(times) < 10:
         t = time.perf_counter()
@@ -156,7 +156,7 @@ def end_to_end(model_dir: ModelDir, folder: Path, precision: str, threads: int |
     return {"precision": precision, "images": summary.counts.total, "ok": summary.counts.ok,
             "seconds": round(summary.duration_s, 3), "images_per_s": round(summary.images_per_s, 2),
             "decode_workers": workers,
-            # "compiled": edgeclass/media/_resample.c was built at install; "numpy": the fallback, ~2x the CPU
+            # "compiled": edgeclass/media/_resample.c was built at install; "numpy": the fallback, 4-5x the CPU
             "resampler": "compiled" if resample_native.available() else "numpy",
             # share of the wall time the inference queue waited for decoded input (0: never starved)
             "input_wait_share": round(usage.input_wait_share, 3),

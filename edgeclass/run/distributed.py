@@ -24,19 +24,19 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import islice
 
 from edgeclass.engine import EngineOptions
 from edgeclass.errors import EXIT_INPUT_FAILURES, EdgeclassError, ModelError, UsageError
-from edgeclass.media.inputs import classify_path
+from edgeclass.media.inputs import Source, classify_path
 from edgeclass.modelfiles.folder import ModelDir
 from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Prediction, Result, Status, WorkItem
 from edgeclass.run.pipeline import Done
 from edgeclass.run.journal import SourceKey, file_key
-from edgeclass.run.runner import RunOptions, RunSummary, skip_done
+from edgeclass.run.runner import RunContext, RunOptions, RunSummary, skip_done
 
 INSTALL_HINT = "pip install 'edgeclass[ray]'"
 WINDOW = 100_000  # units per Ray Data execution (bounds the driver's memory on huge listings)
@@ -46,7 +46,7 @@ LOCAL_OBJECT_STORE = 256 * 1024 * 1024  # --ray local: small, so a small /dev/sh
 _ADDRESS = re.compile(r"^(auto|local|\[?[A-Za-z0-9_.:-]+\]?:\d{1,5})$")
 
 
-def check_request(address: str, inputs: list[str]) -> None:
+def check_request(address: str, inputs: Sequence[str]) -> None:
     """Refuse before any work: Ray missing, a malformed address, live sources."""
     if not _ADDRESS.match(address):
         raise UsageError(f"--ray: expected auto, local or HOST:PORT, got {address!r}")
@@ -174,16 +174,16 @@ class RayRun:
         return f"Ray cluster {self.address}: {len(self.node_names)} nodes, {self.actors} actors x {self.cpus} CPUs"
 
     # ------------------------------------------------------------------ the executor
-    def execute(self, sources, classifier, options: RunOptions, resume, counts, completed, stop, reporter) -> Iterator[Done]:
+    def execute(self, sources: Iterator[Source | None], ctx: RunContext) -> Iterator[Done]:
         """``runner.run``'s executor: the same arguments and output as ``runner.local_results``."""
-        units = self._units(sources, options, resume, counts, stop)
-        while not stop.event.is_set():
+        units = self._units(sources, ctx)
+        while not ctx.stop.event.is_set():
             window = list(islice(units, WINDOW))
             if not window:
                 return
-            yield from self._run_window(window, classifier, options, completed, stop, reporter)
+            yield from self._run_window(window, ctx)
 
-    def _units(self, sources, options: RunOptions, resume, counts, stop) -> Iterator[Unit]:
+    def _units(self, sources: Iterator[Source | None], ctx: RunContext) -> Iterator[Unit]:
         from edgeclass.run.ray_actor import IMAGE, VIDEO
 
         seq = 0
@@ -191,22 +191,22 @@ class RayRun:
             if source is None:
                 continue
             _refuse_live(source.path)
-            if skip_done(source, resume, counts, options.sort):
+            if skip_done(source, ctx.resume, ctx.counts, ctx.options.sort):
                 continue
             if source.kind == "image":
                 yield Unit(seq, source.path, IMAGE, file_key(source.path))
                 seq += 1
                 continue
-            ranges, key = self._ranges(source.path, options), file_key(source.path)
+            ranges, key = self._ranges(source.path, ctx.options), file_key(source.path)
             for start, end in ranges:
                 yield Unit(seq, source.path, VIDEO, key, start, end, len(ranges))
                 seq += 1
 
     def _ranges(self, path: str, options: RunOptions) -> list[tuple[float, float | None]]:
         """Time ranges of a video: multiples of the sampling step, the last open-ended."""
-        from edgeclass.media.video import VideoOptions, duration_ms
+        from edgeclass.media.video import duration_ms
 
-        video = options.video or VideoOptions()
+        video = options.video
         length = self.segment_s * 1000.0
         if not video.every_frame:
             step = (video.every_s or 1.0) * 1000.0
@@ -218,7 +218,6 @@ class RayRun:
     def _dataset(self, window: list[Unit], options: RunOptions):
         import ray
 
-        from edgeclass.media.video import VideoOptions
         from edgeclass.run.ray_actor import ActorConfig, RayClassifier
 
         ctx = ray.data.DataContext.get_current()
@@ -227,7 +226,7 @@ class RayRun:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         config = ActorConfig([self.files_ref], self.sha256, self.model.precision, self.cpus, options.top_k,
-                             options.decode, options.video or VideoOptions(), self.engine.cache_dir is not None,
+                             options.decode, options.video, self.engine.cache_dir is not None,
                              model_id=self.model.model_id, quiet_libraries=options.quiet_libraries)
         items = [{"seq": u.seq, "kind": u.kind, "path": os.fsencode(u.source), "start_ms": u.start_ms,
                   "end_ms": math.nan if u.end_ms is None else u.end_ms} for u in window]
@@ -242,9 +241,10 @@ class RayRun:
                                   batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.actors),
                                   num_cpus=self.cpus, max_task_retries=0)
 
-    def _run_window(self, window, classifier, options, completed, stop, reporter) -> Iterator[Done]:
+    def _run_window(self, window: list[Unit], ctx: RunContext) -> Iterator[Done]:
         from edgeclass.run.ray_actor import IMAGE
 
+        options, completed, stop, reporter = ctx.options, ctx.completed, ctx.stop, ctx.reporter
         by_seq = {u.seq: u for u in window}
         ranges_done = self._ranges_done  # across windows: a video's ranges may straddle two
         done_units = 0
@@ -259,7 +259,7 @@ class RayRun:
                         if ranges_done[unit.source] == unit.ranges:
                             completed.add(unit.source)
                         continue
-                    classifier.inference_precision = row["precision"]
+                    self.model.inference_precision = row["precision"]  # the run's classifier
                     node = self.node_names.get(row["node"], row["node"][:8])
                     self.per_node[node] = self.per_node.get(node, 0) + 1
                     if unit.kind == IMAGE:

@@ -1,43 +1,49 @@
-"""The results ledger: where ``edgeclass run``'s rows go, behind one interface.
+"""The results ledger: where ``edgeclass run``'s rows go, one ledger type per mode, one protocol.
 
-    ledger = open_ledger(output, fmt, top_k, resume, ...)   # checks, lock, resume journal, writer
+    ledger = open_ledger(output, fmt, top_k, resume, ...)   # lock, resume journal, writer
     ledger.state                    # with --resume: what the output already holds (skips)
     ledger.append(result, key, completed)   # one row; commits finished inputs in the journal
     ledger.commit(completed, clean) # the end of a run: commit, cut, fsync, replace or rebuild
     ledger.abort()                  # after an error: keep only committed rows
     ledger.close()                  # files and lock
 
-Where rows go:
+Where rows go (the three modes):
 
-* stdout: rows flushed one by one.
-* ``-o FILE`` without ``--resume``: rows go to ``.FILE.partial`` beside it, which replaces FILE
-  only when every input was processed (a stop, a kill or an error keeps the previous FILE and
-  leaves the partial results beside it, said in the message).
-* ``-o FILE --resume``: rows are appended to FILE; after the rows of each finished input a
-  journal record commits them (:mod:`edgeclass.run.journal`, :mod:`edgeclass.run.resume`).
+* :class:`StreamLedger`, stdout: rows flushed one by one.
+* :class:`ReplaceLedger`, ``-o FILE`` without ``--resume``: rows go to ``.FILE.partial`` beside
+  it, which replaces FILE only when every input was processed (a stop, a kill or an error keeps
+  the previous FILE and leaves the partial results beside it, said in the message).
+* :class:`JournaledLedger`, ``-o FILE --resume``: rows are appended to the format's journaled
+  target (FILE, or for Parquet a JSON-lines log beside it); after the rows of each finished input
+  a journal record commits them (:mod:`edgeclass.run.journal`, :mod:`edgeclass.run.resume`).
   Checkpoints fsync output then journal at most every ``SYNC_EVERY_S`` and at the end of every
   run (the fsync policy). Row files and the journal are both :class:`AppendFile` s.
 
 Every row carries the run's model id (the ``model`` column), and so does its journal record.
-:func:`check_outputs` is what ``run`` checks before it loads a model or reads an input.
+:func:`check_outputs` is what ``run`` checks before it loads a model or reads an input (called
+by :func:`edgeclass.run.plan.plan_run`; the ledger does not check again).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Protocol
 
 from edgeclass import atomic
 from edgeclass.errors import OutputError, UsageError
 from edgeclass.media.inputs import classify_path
 from edgeclass.results import Result
-from edgeclass.run import output as formats
+from edgeclass.run.journal import Journal, Record, SourceKey
 from edgeclass.run.lock import OutputLock
+from edgeclass.run.output import Format, RowWriter, format_for, get_format
+from edgeclass.run.output.bytefile import ByteRowWriter
 from edgeclass.run.output.columns import model_text
-from edgeclass.run.journal import Record, SourceKey
 from edgeclass.run.resume import ResumeState, compact_journaled, open_resume
 
 SYNC_EVERY_S = float(os.environ.get("EDGECLASS_SYNC_EVERY_S", "10"))  # seconds between checkpoints
@@ -66,86 +72,177 @@ def check_output(path: Path | None, what: str = "--output", create_parent: bool 
         raise OutputError(f"cannot write {what} {path}: permission denied")
 
 
-def check_outputs(output: Path | None, fmt: str | None, resume: bool, summary_json: Path | None = None) -> str:
+def check_outputs(output: Path | None, fmt: str | Format | None, resume: bool,
+                  summary_json: Path | None = None) -> Format:
     """Everything ``run`` will write, checked before the model is loaded or an input read;
-    returns the output format (``fmt``, else from the extension)."""
+    returns the output format (``fmt``, else from the extension), resolved once."""
     if resume and output is None:
         raise UsageError("--resume needs --output FILE")
-    fmt = formats.format_for(output, fmt)
-    formats.format_module(fmt)  # the parquet extra, when asked for
-    if output is None and fmt == "parquet":
-        raise UsageError("--format parquet needs --output FILE")
+    fmt = format_for(output, fmt)
+    fmt.require()  # the parquet extra, when asked for
+    if output is None and not fmt.streams:
+        raise UsageError(f"--format {fmt.name} needs --output FILE")
     check_output(output)
     check_output(summary_json, "--summary-json", create_parent=False)
     return fmt
 
 
-def open_ledger(output: Path | None, fmt: str, top_k: int, resume: bool, stdout, event, model: str = "",
-                redo_other_models: bool = False) -> Ledger:
+class Ledger(Protocol):
+    """Where a run's rows go (one implementation per mode)."""
+
+    @property
+    def state(self) -> ResumeState | None:
+        """With --resume: what the output already holds."""
+
+    def append(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
+        """Write one row (``key``: the input's resume key; None: a live source)."""
+
+    def commit(self, completed: set[str], clean: bool) -> str | None:
+        """The end of a run; returns a message for the user, if any."""
+
+    def abort(self) -> None:
+        """After an error: keep the files consistent."""
+
+    def close(self) -> None: ...
+
+
+def open_ledger(output: Path | None, fmt: Format | str, top_k: int, resume: bool, stdout: IO | None,
+                event: Callable[[str], None], model: str = "", redo_other_models: bool = False) -> Ledger:
     """The ledger of one run: ``output`` None writes to ``stdout``; ``event`` receives messages
     for the user (a taken-over lock, what resume cut or upgraded); ``model`` is the run's model
     id; ``redo_other_models`` (with ``resume``): inputs whose rows came from another model are
     classified again, their old rows superseded."""
-    return Ledger(output, fmt, top_k, resume, stdout, event, model, redo_other_models)
+    fmt, text = get_format(fmt), model_text(model)
+    if output is None:
+        return StreamLedger(fmt.stream_writer(stdout if stdout is not None else sys.stdout, top_k, text))
+    lock = _lock(output, event)
+    try:
+        if not resume:
+            return ReplaceLedger(output, fmt, top_k, text, lock)
+        return JournaledLedger(output, fmt, top_k, text, lock, event, redo_other_models)
+    except BaseException:
+        lock.release()  # a library caller goes on living
+        raise
 
 
-class Ledger:
-    def __init__(self, output: Path | None, fmt: str, top_k: int, resume: bool, stdout, event, model: str = "",
-                 redo_other_models: bool = False):
-        """``model``: the run's model id (every row's ``model`` column); ``redo_other_models``:
-        with ``resume``, inputs whose rows came from another model are not done (classified
-        again, their old rows superseded)."""
-        self.output, self.fmt, self.top_k, self.resume = output, fmt, top_k, resume
-        self.model, self._redo_other_models = model_text(model), redo_other_models
+def _lock(output: Path, event: Callable[[str], None]) -> OutputLock:
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(output).acquire()
+    except OSError as exc:
+        raise OutputError(f"cannot write next to {output}: {exc.strerror or exc}") from exc
+    if lock.took_over_from:
+        event(f"took over the lock of a run that died (pid {lock.took_over_from})")
+    return lock
+
+
+def _failure(exc: OSError, output: Path | None, rows: int, where: Path | None, resumable: bool = False) -> OutputError:
+    """The one message for a failed write, whichever file (output or journal) hit the limit."""
+    kept = f"the {rows} rows written before the failure are intact in {where or 'stdout'}"
+    hint = "; run again with --resume to finish" if resumable else ""
+    return OutputError(f"cannot write results to {output or 'stdout'}: {exc.strerror or exc}; {kept}{hint}")
+
+
+class StreamLedger:
+    """stdout: rows flushed one by one; nothing to commit."""
+
+    state: ResumeState | None = None
+
+    def __init__(self, writer: RowWriter):
+        self.writer, self._rows = writer, 0
+
+    def append(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
+        try:
+            self.writer.append(result)
+        except BrokenPipeError:
+            raise  # stdout closed by its reader (`| head`): the runner stops quietly
+        except OSError as exc:
+            raise _failure(exc, None, self._rows, None) from exc
+        self._rows += 1
+
+    def commit(self, completed: set[str], clean: bool) -> str | None:
+        return None
+
+    def abort(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.writer.close()
+
+
+class ReplaceLedger:
+    """``-o FILE``: rows into ``.FILE.partial``, which replaces FILE on a clean finish."""
+
+    state: ResumeState | None = None
+
+    def __init__(self, output: Path, fmt: Format, top_k: int, model: str, lock: OutputLock):
+        self.output, self.lock, self._rows = output, lock, 0
+        try:
+            self.writer = fmt.open_writer(partial_path(output), top_k, model)
+        except OSError as exc:
+            raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+    def append(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
+        try:
+            self.writer.append(result)
+        except OSError as exc:
+            raise _failure(exc, self.output, self._rows, partial_path(self.output)) from exc
+        self._rows += 1
+
+    def commit(self, completed: set[str], clean: bool) -> str | None:
+        try:
+            self.writer.close()
+            if clean:
+                atomic.replace_file(partial_path(self.output), self.output)
+                return None
+        except OSError as exc:
+            raise _failure(exc, self.output, self._rows, partial_path(self.output)) from exc
+        return (f"{self.output} was not replaced (the run did not finish); the rows of this run are in "
+                f"{partial_path(self.output)}")
+
+    def abort(self) -> None:
+        return None  # the partial file is left beside the output, the output untouched
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.writer.close()
+        self.lock.release()
+
+
+class JournaledLedger:
+    """``-o FILE --resume``: rows appended to the format's journaled target, each finished input
+    committed by a journal record; superseded rows compacted away at the end."""
+
+    def __init__(self, output: Path, fmt: Format, top_k: int, model: str, lock: OutputLock,
+                 event: Callable[[str], None], redo_other_models: bool = False):
+        self.output, self.fmt, self.top_k, self.model, self.lock = output, fmt, top_k, model, lock
         self._event = event
-        self.lock = self.writer = self.journal = None
-        self.state: ResumeState | None = None
         self._pending: tuple[SourceKey, str, str] | None = None  # a video whose rows are not committed yet
         self._committed = 0  # output position of the last record
         self._rows = self._rows_committed = 0
         self._superseded: set[str] = set()
-        self._target, self._target_fmt = output, fmt  # with --resume: where rows are appended
         self._last_sync = time.monotonic()
-        if output is None:
-            self.writer = formats.stream_writer(stdout, fmt, top_k, self.model)
-            return
+        self.target, self.target_fmt = fmt.journaled(output)  # the output, or a log beside it
+        self.state, self.journal, self.writer = self._open(redo_other_models)
+        self._committed = self.writer.position()
+        self._tell_what_resume_did()
+
+    def _open(self, redo_other_models: bool) -> tuple[ResumeState, Journal, ByteRowWriter]:
+        journal = None
         try:
-            self._open_file()
-        except BaseException:
-            self.close()  # the lock too: a library caller goes on living
+            self.fmt.before_resume(self.output, self.target, self.top_k)
+            state, journal = open_resume(self.target, self.target_fmt, self.top_k, self.model, redo_other_models)
+            return state, journal, self.target_fmt.open_appender(self.target, self.top_k, state.position, self.model)
+        except BaseException as exc:
+            if journal is not None:
+                with contextlib.suppress(OSError):
+                    journal.close()
+            if isinstance(exc, OSError):
+                raise OutputError(f"cannot write {self.output}: {exc.strerror or exc}") from exc
             raise
 
-    # ------------------------------------------------------------------ opening
-    def _open_file(self) -> None:
-        out = self.output
-        check_output(out)
-        formats.format_module(self.fmt)  # a missing extra fails here, before any work
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            self.lock = OutputLock(out).acquire()
-        except OSError as exc:
-            raise OutputError(f"cannot write next to {out}: {exc.strerror or exc}") from exc
-        if self.lock.took_over_from:
-            self._event(f"took over the lock of a run that died (pid {self.lock.took_over_from})")
-        try:
-            if self.resume:
-                self._open_resume(out)
-            else:
-                self.writer = formats.open_writer(partial_path(out), self.fmt, self.top_k, model=self.model)
-        except OSError as exc:
-            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-
-    def _open_resume(self, out: Path) -> None:
-        self._target, self._target_fmt = resume_target(out, self.fmt)
-        if self._target != out and out.exists() and not self._target.exists():
-            from edgeclass.run.output.parquetfmt import seed_log
-
-            seed_log(out, self._target, self.top_k)  # a Parquet file without its log: no row is lost
-        self.state, self.journal = open_resume(self._target, formats.family(self._target_fmt), self.top_k,
-                                               self.model, self._redo_other_models)
-        self.writer = formats.open_writer(self._target, self._target_fmt, self.top_k, at=self.state.position,
-                                          model=self.model)
-        self._committed = self.writer.position()
+    def _tell_what_resume_did(self) -> None:
         if self.state.upgraded:
             self._event(f"resume: {self.state.upgraded} rows written before model ids now have a model column "
                         "(empty: made before model ids)")
@@ -156,20 +253,15 @@ class Ledger:
     # ------------------------------------------------------------------ writing
     def append(self, result: Result, key: SourceKey | None, completed: set[str]) -> None:
         """Append one row; commit finished inputs in the journal (``key`` None: a live source)."""
-        if self.journal is not None and key is not None and self._pending and self._pending[0] != key:
+        if key is not None and self._pending and self._pending[0] != key:
             self._commit_pending(completed)
-        if self.state is not None and key is not None and key.identity in self.state.done:
+        if key is not None and key.identity in self.state.done:
             self._superseded.add(key.identity)  # classified again: its earlier rows go at the end
         try:
             self.writer.append(result)
-        except BrokenPipeError:
-            raise  # stdout closed by its reader (`| head`): the runner stops quietly
         except OSError as exc:
             raise self._failure(exc) from exc
         self._rows += 1
-        if self.journal is None:
-            self._rows_committed = self._rows
-            return
         if key is None:
             if self._pending is None:
                 self._add(Record("L", self.writer.position()))
@@ -182,6 +274,8 @@ class Ledger:
             self._checkpoint()
 
     def _commit_pending(self, completed: set[str]) -> None:
+        if self._pending is None:
+            return
         key, status, source = self._pending
         self._pending = None
         if source in completed:  # read to the end (a stopped video is redone next time)
@@ -208,28 +302,12 @@ class Ledger:
         self._last_sync = time.monotonic()
 
     def _failure(self, exc: OSError) -> OutputError:
-        """The one message for a failed write, whichever file (output or journal) hit the limit."""
-        where = self._target if self.journal is not None or self.output is None else partial_path(self.output)
-        kept = f"the {self._rows_committed} rows written before the failure are intact in {where or 'stdout'}"
-        hint = "; run again with --resume to finish" if self.journal is not None else ""
-        return OutputError(f"cannot write results to {self.output or 'stdout'}: {exc.strerror or exc}; {kept}{hint}")
+        return _failure(exc, self.output, self._rows_committed, self.target, resumable=True)
 
     # ------------------------------------------------------------------ finishing
     def commit(self, completed: set[str], clean: bool) -> str | None:
-        """Commit what is complete, cut what is not, fsync; on a clean finish without --resume
-        the partial file replaces the output. Returns a message for the user, if any."""
-        if self.output is None:
-            return None
-        if self.journal is None:
-            try:
-                self.writer.close()
-                if clean:
-                    atomic.replace_file(partial_path(self.output), self.output)
-                    return None
-            except OSError as exc:
-                raise self._failure(exc) from exc
-            return (f"{self.output} was not replaced (the run did not finish); the rows of this run are in "
-                    f"{partial_path(self.output)}")
+        """Commit what is complete, cut what is not, fsync; compact superseded rows; let the
+        format make the output from its target (Parquet: rebuilt from its log, every run)."""
         if self._pending is not None:
             self._commit_pending(completed)
         try:
@@ -240,26 +318,22 @@ class Ledger:
             raise self._failure(exc) from exc
         if self._superseded:
             self._compact()
-        if self.fmt == "parquet":  # rebuilt from its log at the end of every run
-            from edgeclass.run.output.parquetfmt import build_from_log
-
-            try:
-                build_from_log(self._target, self.output, self.top_k)
-            except OSError as exc:
-                raise self._failure(exc) from exc
+        try:
+            self.fmt.after_resume(self.target, self.output, self.top_k)
+        except OSError as exc:
+            raise self._failure(exc) from exc
         return None
 
     def abort(self) -> None:
-        """After an error: keep only committed rows (resume) so the files stay consistent."""
-        if self.journal is not None and self.writer is not None:
-            with contextlib.suppress(OSError):
-                self.writer.truncate(self._committed)
+        """After an error: keep only committed rows so the files stay consistent."""
+        with contextlib.suppress(OSError):
+            self.writer.truncate(self._committed)
 
     def _compact(self) -> None:
         self.writer.close()
         self.journal.close()
         try:
-            removed = compact_journaled(self._target, formats.family(self._target_fmt), self.top_k)
+            removed = compact_journaled(self.target, self.target_fmt, self.top_k)
         except OSError as exc:
             raise OutputError(f"cannot rewrite {self.output} without the rows of redone inputs: "
                               f"{exc.strerror or exc}; the next --resume run finishes it") from exc
@@ -267,19 +341,6 @@ class Ledger:
 
     def close(self) -> None:
         for thing in (self.writer, self.journal):
-            if thing is not None:
-                with contextlib.suppress(OSError):
-                    thing.close()
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
-
-
-def resume_target(output: Path, fmt: str) -> tuple[Path, str]:
-    """The append-only file ``--resume`` writes rows to, and its format: the output itself, or
-    for Parquet (not appendable) a JSON-lines log beside it, rebuilt into the output at the end."""
-    if fmt == "parquet":
-        from edgeclass.run.output.parquetfmt import log_path
-
-        return log_path(output), "jsonl"
-    return output, fmt
+            with contextlib.suppress(OSError):
+                thing.close()
+        self.lock.release()

@@ -26,7 +26,10 @@ next run, which Prometheus' ``rate()``/``increase()`` read as a counter reset, a
   ``edgeclass_source_frames_dropped_total`` (sampled frames dropped as stale),
   ``edgeclass_source_reconnects_total``, ``edgeclass_source_frozen_episodes_total``,
   ``edgeclass_source_blank_episodes_total``, and ``edgeclass_source_frozen`` /
-  ``edgeclass_source_blank`` (1 while the picture is frozen / blank).
+  ``edgeclass_source_blank`` (1 while the picture is frozen / blank);
+* per ``--publish`` target (label ``target``: its URL with credentials masked):
+  ``edgeclass_publish_pending`` (rows not yet acknowledged, kept in the outbox) and
+  ``edgeclass_publish_failures_total`` (failed connections, acknowledgements and requests).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class RunMetrics:
     exit_code: int | None = None  # None: the run goes on
     model: dict[str, str] | None = None  # model, model_id, precision, inference_precision
     health: dict[str, dict] = field(default_factory=dict)  # live sources (LiveHub.health)
+    publish: dict[str, dict[str, int]] = field(default_factory=dict)  # --publish target -> pending, failures
 
     @classmethod
     def of_summary(cls, summary) -> RunMetrics:
@@ -65,7 +69,8 @@ class RunMetrics:
         model = {"model": summary.model, "model_id": summary.model_id, "precision": summary.precision,
                  "inference_precision": summary.inference_precision}
         return cls(time.time() - summary.duration_s, summary.duration_s, dict(c.by_status), c.skipped_resume,
-                   c.kept_other_models, summary.exit_code, model, summary.health)
+                   c.kept_other_models, summary.exit_code, model, summary.health,
+                   {t["target"]: t for t in summary.publish})
 
     @property
     def rows_per_s(self) -> float:
@@ -107,6 +112,11 @@ def render(m: RunMetrics, last_success: float) -> str:
         family("edgeclass_model_info", "gauge", "The model of this run's rows.", [(m.model, 1)])
     family("edgeclass_build_info", "gauge", "The edgeclass version.", [({"version": __version__}, 1)])
     _source_families(family, m.health)
+    family("edgeclass_publish_pending", "gauge", "Rows not yet acknowledged by the --publish target (outbox).",
+           [({"target": t}, p["pending"]) for t, p in m.publish.items()])
+    family("edgeclass_publish_failures_total", "counter",
+           "Failed connections, acknowledgements and requests to the --publish target, this run.",
+           [({"target": t}, p["failures"]) for t, p in m.publish.items()])
     return "\n".join(out) + "\n"
 
 
@@ -189,8 +199,12 @@ class Ticker:
     """Writes the metrics of a run in progress every ``METRICS_EVERY_S`` seconds, in a thread of
     its own (no work per row); :meth:`stop` before the final write."""
 
-    def __init__(self, path: Path | None, counts, classifier, log=None, every_s: float = METRICS_EVERY_S):
-        self.path, self.counts, self.every_s, self.log = path, counts, every_s, log
+    def __init__(self, path: Path | None, counts, classifier, log=None, every_s: float = METRICS_EVERY_S,
+                 health=None, publish=None):
+        """``health``: a callable returning the live sources' health (the run's LiveSources.health);
+        ``publish``: one returning the --publish targets' pending and failures (RunPublisher.stats)."""
+        self.path, self.counts, self.every_s, self.log, self.health = path, counts, every_s, log, health
+        self.publish = publish
         self.model = {"model": classifier.metadata.model_name, "model_id": classifier.model_id,
                       "precision": classifier.precision, "inference_precision": classifier.inference_precision}
         self.started, self._t0 = time.time(), time.perf_counter()
@@ -198,22 +212,23 @@ class Ticker:
         self._failed = False
         self._thread = None
         if path is not None:
-            self._thread = threading.Thread(target=self._loop, name="edgeclass-metrics", daemon=True)
+            self._thread = threading.Thread(target=self._loop, args=(path,), name="edgeclass-metrics", daemon=True)
             self._thread.start()
 
     def snapshot(self) -> RunMetrics:
         c = self.counts
-        health = c.live_health() if c.live_health else {}
+        health = self.health() if self.health else {}
+        publish = self.publish() if self.publish else {}
         return RunMetrics(self.started, time.perf_counter() - self._t0, dict(c.by_status), c.skipped_resume,
-                          c.kept_other_models, None, self.model, health)
+                          c.kept_other_models, None, self.model, health, publish)
 
-    def _loop(self) -> None:
+    def _loop(self, path: Path) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                write(self.path, self.snapshot(), durable=False)
+                write(path, self.snapshot(), durable=False)
             except OSError as exc:
                 if not self._failed and self.log:
-                    self.log(f"cannot write --metrics-file {self.path}: {exc.strerror or exc}")
+                    self.log(f"cannot write --metrics-file {path}: {exc.strerror or exc}")
                 self._failed = True
 
     def stop(self) -> None:

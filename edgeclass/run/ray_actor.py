@@ -30,6 +30,7 @@ from edgeclass.atomic import write_bytes
 from edgeclass.hashing import sha256_bytes
 from edgeclass.errors import ModelError
 from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable, load_image_tensor
+from edgeclass.media.video.options import VideoOptions
 from edgeclass.results import Result, Status, WorkItem
 
 IMAGE, VIDEO = 0, 1  # unit kinds
@@ -47,7 +48,7 @@ class ActorConfig:
     cpus: int
     top_k: int
     decode: DecodeOptions
-    video: object  # edgeclass.media.video.VideoOptions
+    video: VideoOptions
     cache: bool = True  # compiled-model cache in the worker's ~/.cache/edgeclass/ov_cache
     version: str = __version__
     model_id: str = ""  # the driver's id of the IR (the `model` column the driver writes)
@@ -119,7 +120,7 @@ class RayClassifier:
         by_unit: dict[int, list[Result]] = {}
         for done in pipeline.run(items, threading.Event()):
             by_unit.setdefault(done.item.tag, []).append(done.result)
-        rows = []
+        rows: list[tuple[int, Result | None]] = []
         for seq, kind in zip(batch["seq"], batch["kind"]):
             rows += [(int(seq), r) for r in by_unit.get(int(seq), ())]
             if int(kind) == VIDEO:  # end-of-range marker: the driver journals a video when all came back
@@ -149,18 +150,18 @@ class RayClassifier:
 
     def _columns(self, rows: list[tuple[int, Result | None]]) -> dict[str, np.ndarray]:
         status = ["" if r is None else r.status.value for _, r in rows]
-        rows = [(s, r or END_OF_RANGE) for s, r in rows]
+        results = [(s, r or END_OF_RANGE) for s, r in rows]
         cols: dict[str, np.ndarray] = {
-            "seq": np.array([s for s, _ in rows], dtype=np.int64),
-            "frame": np.array([-1 if r.frame is None else r.frame for _, r in rows], dtype=np.int64),
-            "ts": np.array([np.nan if r.timestamp_ms is None else r.timestamp_ms for _, r in rows], dtype=np.float64),
+            "seq": np.array([s for s, _ in results], dtype=np.int64),
+            "frame": np.array([-1 if r.frame is None else r.frame for _, r in results], dtype=np.int64),
+            "ts": np.array([np.nan if r.timestamp_ms is None else r.timestamp_ms for _, r in results], dtype=np.float64),
             "status": np.array(status, dtype=object),
-            "error": np.array([r.error.encode("utf-8", "surrogateescape") for _, r in rows], dtype=object),
-            "node": np.array([self.node] * len(rows), dtype=object),
-            "precision": np.array([self.classifier.inference_precision] * len(rows), dtype=object),
+            "error": np.array([r.error.encode("utf-8", "surrogateescape") for _, r in results], dtype=object),
+            "node": np.array([self.node] * len(results), dtype=object),
+            "precision": np.array([self.classifier.inference_precision] * len(results), dtype=object),
         }
         for i in range(self.config.top_k):
-            preds = [r.predictions[i] if i < len(r.predictions) else None for _, r in rows]
+            preds = [r.predictions[i] if i < len(r.predictions) else None for _, r in results]
             cols[f"id_{i}"] = np.array([-1 if p is None else p.class_id for p in preds], dtype=np.int64)
             cols[f"label_{i}"] = np.array(["" if p is None else p.label for p in preds], dtype=object)
             cols[f"score_{i}"] = np.array([np.nan if p is None else p.score for p in preds], dtype=np.float64)

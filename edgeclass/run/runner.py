@@ -1,4 +1,7 @@
-"""``edgeclass run`` as a library call: inputs -> pipeline -> the results ledger (edgeclass.run.ledger: output, resume journal, lock) -> summary."""
+"""One run: inputs -> an executor (this box's pipeline, or Ray's) -> the results ledger
+(:mod:`edgeclass.run.ledger`: output, resume journal, lock) -> summary. Called by
+:func:`edgeclass.run.plan.classify` with the options ``plan_run`` checked; :class:`RunContext`
+is what an executor works with."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO, cast
 
 from edgeclass import __version__
 from edgeclass import atomic
@@ -19,14 +22,23 @@ from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable
 from edgeclass.engine import Classifier
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
 from edgeclass.media.inputs import Source, expand_inputs, prefetch, unique_sources
+from edgeclass.media.video.options import VideoOptions
 from edgeclass.run.metrics import Ticker
 from edgeclass.run.pipeline import Done, Pipeline, WorkItem
+from edgeclass.run.publishing import open_publisher, publish_outcome
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
 from edgeclass.run.journal import file_key
-from edgeclass.run.resume import ResumeState
 from edgeclass.run.ledger import open_ledger
+from edgeclass.run.output import Format, format_for
+from edgeclass.run.resume import ResumeState
 from edgeclass.run.sorting import SortOptions, finish_cut_move, sorters
 from edgeclass.run.stopping import StopState
+
+if TYPE_CHECKING:
+    from edgeclass.media.video.live import LiveHub
+    from edgeclass.modelfiles.folder import ModelDir
+    from edgeclass.modelfiles.metadata import ModelMetadata
+    from edgeclass.publish.hub import PublishSettings, TargetReport
 
 
 @dataclass(frozen=True)
@@ -38,13 +50,22 @@ class RunOptions:
     max_failures: int = 0  # failed inputs tolerated before the exit code says so
     workers: int = 2  # decode/preprocess threads
     decode: DecodeOptions = DecodeOptions()
-    video: object | None = None  # edgeclass.media.video.VideoOptions, when video support is used
-    format: str | None = None  # csv, jsonl, parquet; None: from the output's extension
+    video: VideoOptions = VideoOptions()  # video files and live sources
+    format: Format | str | None = None  # a Format (or its name); None: from the output's extension. A Format once made
     min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
     sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
     redo_other_models: bool = False  # --resume: classify again inputs whose rows came from another model
     metrics_file: Path | None = None  # --metrics-file: rewritten every 15 s while the run goes on
     quiet_libraries: bool = False  # the decoding libraries' own stderr lines off (the CLI: unless --verbose), Ray actors too
+    publish: PublishSettings | None = None  # --publish: rows to MQTT / webhooks (edgeclass.run.publishing)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "format", format_for(self.output, self.format))  # resolved once, here
+
+    @property
+    def output_format(self) -> Format:
+        """:attr:`format`, which ``__post_init__`` made a Format."""
+        return cast(Format, self.format)
 
 
 @dataclass
@@ -62,6 +83,7 @@ class RunSummary:
     note: str | None = None  # e.g. where the rows of an unfinished run are (said even with -q)
     health: dict[str, dict] = field(default_factory=dict)  # live sources: frames read, dropped, reconnects...
     model_id: str = ""  # the `model` column of this run's rows (ModelDir.model_id)
+    publish: list[dict] = field(default_factory=list)  # --publish: per target, pending, delivered... (TargetReport)
 
     @property
     def images_per_s(self) -> float:
@@ -87,6 +109,7 @@ class RunSummary:
             "exit_code": self.exit_code,
             "per_source": self.per_source,
             "health": self.health,
+            "publish": self.publish,
             "edgeclass_version": __version__,
         }
 
@@ -105,70 +128,117 @@ class _Silent:
         pass
 
 
-def work_items(
-    sources: Iterator[Source | None],
-    classifier: Classifier,
-    options: RunOptions,
-    resume: ResumeState | None,
-    counts: RunCounts,
-    completed: set[str],
-    stop: StopState,
-    reporter: Reporter,
-) -> Iterator[WorkItem | None]:
+class LiveSources:
+    """The live sources (streams, cameras) of a run: their hub, made when the first one comes,
+    read concurrently and interleaved with the other inputs."""
+
+    def __init__(self) -> None:
+        self.hub: LiveHub | None = None
+
+    def add(self, source: Source, ctx: RunContext) -> None:
+        if self.hub is None:
+            from edgeclass.media.video import LiveHub
+
+            self.hub = LiveHub(ctx.classifier.metadata.preprocess, ctx.options.video, ctx.stop.event,
+                               ctx.reporter.event)
+        self.hub.add(source)
+
+    def ready(self) -> Iterator[WorkItem]:
+        return self.hub.ready() if self.hub is not None else iter(())
+
+    def drain(self) -> Iterator[WorkItem | None]:
+        return self.hub.drain() if self.hub is not None else iter(())
+
+    def health(self) -> dict[str, dict]:
+        """Per-source health, for the summary and the metrics file ({} without live sources)."""
+        return self.hub.health() if self.hub is not None else {}
+
+    def closing_rows(self) -> Iterator[Done]:
+        """After the pipeline: the rows of live sources down when the run ends (a stopped
+        pipeline takes no more items, so they are written here)."""
+        for result in self.hub.close() if self.hub is not None else ():
+            yield Done(WorkItem(result.source, partial(_raise, ImageReadError(result.status, result.error)),
+                                result.frame, result.timestamp_ms), result)
+
+
+class RunModel(Protocol):
+    """What :func:`run` reads from its model: a :class:`~edgeclass.engine.Classifier`, or on Ray
+    the driver's :class:`~edgeclass.run.distributed.ClusterModel` (nothing compiled there)."""
+
+    metadata: ModelMetadata
+    model_dir: ModelDir
+    model_id: str  # the `model` column of every row
+    precision: str
+
+    @property
+    def inference_precision(self) -> str: ...
+
+
+@dataclass
+class RunContext:
+    """One run as its executor sees it (:func:`local_results`, or
+    :meth:`edgeclass.run.distributed.RayRun.execute`)."""
+
+    classifier: RunModel  # a Classifier; on Ray a ClusterModel
+    options: RunOptions
+    resume: ResumeState | None  # with --resume: what the output already holds
+    counts: RunCounts
+    stop: StopState
+    reporter: Reporter
+    completed: set[str] = field(default_factory=set)  # inputs read to their end (their rows may commit)
+    live: LiveSources = field(default_factory=LiveSources)
+
+
+class Executor(Protocol):
+    def __call__(self, sources: Iterator[Source | None], ctx: RunContext) -> Iterator[Done]: ...
+
+
+def work_items(sources: Iterator[Source | None], ctx: RunContext) -> Iterator[WorkItem | None]:
     """Images and video files in input order; live sources read concurrently and interleaved."""
-    pp = classifier.metadata.preprocess
-    hub = None
     for source in sources:
-        if stop.event.is_set():
+        if ctx.stop.event.is_set():
             return
-        if hub is not None:
-            yield from hub.ready()
+        yield from ctx.live.ready()
         if source is None:  # inputs are slow to come (stdin): let the pipeline catch up
             yield None
+        elif source.kind in ("stream", "camera"):
+            ctx.live.add(source, ctx)
+        elif skip_done(source, ctx.resume, ctx.counts, ctx.options.sort):
             continue
-        if source.kind in ("stream", "camera"):
-            from edgeclass.media.video import LiveHub, VideoOptions
-
-            if hub is None:
-                hub = LiveHub(pp, options.video or VideoOptions(), stop.event, reporter.event)
-                counts.live_health = hub.health  # per-source health for the summary
-                counts.live_close = hub.close
-            hub.add(source)
-            continue
-        if skip_done(source, resume, counts, options.sort):
-            continue
-        if source.kind == "image":
-            key = file_key(source.path) if resume is not None else None  # the journal's key (a stat)
-            completed.add(source.path)
-            yield WorkItem(source.path, partial(load_image_tensor, source.path, pp, options.decode), tag=key)
+        elif source.kind == "image":
+            yield _image_item(source, ctx)
         else:
-            from edgeclass.media.video import VideoOptions, file_items  # OpenCV video I/O only when needed
+            yield from _video_items(source, ctx)
+    yield from ctx.live.drain()
 
-            key = file_key(source.path)
-            try:
-                check_readable(source.path)  # missing/unreadable say so (OpenCV cannot tell why)
-            except ImageReadError as exc:
-                completed.add(source.path)
-                yield WorkItem(source.path, partial(_raise, exc), tag=key)
-                continue
-            for item in file_items(source, pp, options.video or VideoOptions(), stop.event, completed):
-                yield WorkItem(item.source, item.load, item.frame, item.timestamp_ms, key)
-                if hub is not None:
-                    yield from hub.ready()
-    if hub is not None:
-        yield from hub.drain()
+
+def _image_item(source: Source, ctx: RunContext) -> WorkItem:
+    # the journal's key: the listing's own path and stat where it has them (no second system call;
+    # a stat taken before the read can only make a later --resume redo the file, never skip a change)
+    key = file_key(source.path, source.identity, source.stat) if ctx.resume is not None else None
+    ctx.completed.add(source.path)
+    load = partial(load_image_tensor, source.path, ctx.classifier.metadata.preprocess, ctx.options.decode)
+    return WorkItem(source.path, load, tag=key)
+
+
+def _video_items(source: Source, ctx: RunContext) -> Iterator[WorkItem | None]:
+    from edgeclass.media.video import file_items  # OpenCV video I/O only when needed
+
+    key = file_key(source.path, source.identity, source.stat)
+    try:
+        check_readable(source.path)  # missing/unreadable say so (OpenCV cannot tell why)
+    except ImageReadError as exc:
+        ctx.completed.add(source.path)
+        yield WorkItem(source.path, partial(_raise, exc), tag=key)
+        return
+    pp = ctx.classifier.metadata.preprocess
+    for item in file_items(source, pp, ctx.options.video, ctx.stop.event, ctx.completed):
+        yield WorkItem(item.source, item.load, item.frame, item.timestamp_ms, key)
+        yield from ctx.live.ready()
 
 
 def _raise(exc: Exception):
     raise exc
-
-
-def live_closing_rows(counts: RunCounts) -> Iterator[Done]:
-    """After the pipeline: the rows of live sources down when the run ends (a stopped pipeline
-    takes no more items, so they are written here)."""
-    for result in counts.live_close() if counts.live_close else ():
-        yield Done(WorkItem(result.source, partial(_raise, ImageReadError(result.status, result.error)),
-                            result.frame, result.timestamp_ms), result)
 
 
 def live_failing(health: dict[str, dict]) -> bool:
@@ -185,26 +255,27 @@ def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts, sor
     ``--move`` an image with an ok row that is still in its folder is a move a kill cut after
     the row was written: finished when its place holds it, else classified again (the old row
     is superseded), so that it is sorted."""
-    if resume is None or not resume.is_done(source.path):
+    entry = resume.entry(source) if resume is not None else None  # one lookup: done, status, model
+    if entry is None or not entry.done:
         return False
-    cut_move = (sort is not None and sort.mode == "move" and source.kind == "image"
-                and resume.status(source.path) == "ok")
+    cut_move = sort is not None and sort.mode == "move" and source.kind == "image" and entry.status == "ok"
     if cut_move and not finish_cut_move(sort, Path(os.path.abspath(source.path))):
         return False
     counts.skipped_resume += 1
-    counts.kept_other_models += resume.other_model(source.path)  # a subset of the skipped
+    counts.kept_other_models += entry.other_model  # a subset of the skipped
     return True
 
 
-def local_results(sources, classifier, options, resume, counts, completed, stop, reporter) -> Iterator[Done]:
+def local_results(sources: Iterator[Source | None], ctx: RunContext) -> Iterator[Done]:
     """Classify on this box: decode threads + OpenVINO async requests (``run``'s default executor;
     ``edgeclass.run.distributed`` is the other one, with the same arguments)."""
-    items = work_items(sources, classifier, options, resume, counts, completed, stop, reporter)
-    return Pipeline(classifier, options.top_k, workers=options.workers).run(items, stop.event)
+    assert isinstance(ctx.classifier, Classifier), "local_results compiles nothing: it needs a Classifier"
+    pipeline = Pipeline(ctx.classifier, ctx.options.top_k, workers=ctx.options.workers)
+    return pipeline.run(work_items(sources, ctx), ctx.stop.event)
 
 
 # ----------------------------------------------------------------------------- --min-score (abstain)
-def effective_min_score(options: RunOptions, classifier: Classifier) -> float | None:
+def effective_min_score(options: RunOptions, classifier: RunModel) -> float | None:
     """``--min-score``, else the threshold `edgeclass train` stored in the IR, else None (off)."""
     return options.min_score if options.min_score is not None else classifier.metadata.confidence_threshold
 
@@ -235,65 +306,84 @@ def _per_source(results: dict[str, dict[str, int]]) -> dict[str, dict]:
 
 
 def run(
-    classifier: Classifier,
+    classifier: RunModel,
     options: RunOptions,
     stop: StopState,
     reporter: Reporter | None = None,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
-    execute=local_results,
+    execute: Executor = local_results,
 ) -> RunSummary:
+    """Classify ``options.inputs`` with ``classifier`` into the run's ledger (the options as
+    :func:`edgeclass.run.plan.plan_run` checked them); ``execute`` does the classifying."""
     reporter = reporter or _Silent()
-    counts = RunCounts()
     started = time.perf_counter()
-    votes: dict[str, dict[str, int]] = {}
-    output = options.output
-    fmt = output_format(options)
-    note = None
     sort_before_row, sort_after_row = sorters(options.sort, reporter.event)  # checks its folder first
-    ledger = open_ledger(output, fmt, options.top_k, options.resume, stdout or sys.stdout, reporter.event,
-                         classifier.model_id, options.redo_other_models)
-    completed: set[str] = set()
-    ticker = Ticker(options.metrics_file, counts, classifier, reporter.event)  # the final write: the caller's
+    ledger = open_ledger(options.output, options.output_format, options.top_k, options.resume,
+                         stdout or sys.stdout, reporter.event, classifier.model_id, options.redo_other_models)
+    ctx = RunContext(classifier, options, ledger.state, RunCounts(), stop, reporter)
+    try:
+        publisher = open_publisher(options.publish, options.output, options.top_k, options.inputs, classifier,
+                                   reporter.event)  # its outboxes beside the output: under the ledger's lock
+    except BaseException:
+        ledger.close()
+        raise
+    ticker = Ticker(options.metrics_file, ctx.counts, classifier, reporter.event, health=ctx.live.health,
+                    publish=publisher.stats if publisher else None)
+    votes: dict[str, dict[str, int]] = {}
+    reports: list[TargetReport] = []
+    committed = False
     try:
         sources = prefetch(unique_sources(expand_inputs(options.inputs, stdin)), stop.event)
-        dones = execute(sources, classifier, options, ledger.state, counts, completed, stop, reporter)
-        dones = abstaining(dones, effective_min_score(options, classifier))
-        dones = chain(dones, live_closing_rows(counts))  # live sources down at the end
-        for done in dones:
+        dones = abstaining(execute(sources, ctx), effective_min_score(options, classifier))
+        for done in chain(dones, ctx.live.closing_rows()):  # then live sources down at the end
             sort_before_row(done.result)
+            if publisher is not None:
+                publisher.add(done.result)  # before the ledger: a row in the output is never left unsent
             try:
-                ledger.append(done.result, done.item.tag, completed)
+                ledger.append(done.result, done.item.tag, ctx.completed)
             except BrokenPipeError:
                 stop.stop("broken pipe", EXIT_OK)
                 break
-            counts.add(done.result)
+            ctx.counts.add(done.result)
             sort_after_row(done.result)
-            if done.result.frame is not None and done.result.ok and done.result.predictions:
-                per_source = votes.setdefault(done.result.source, {})
-                label = done.result.predictions[0].label
-                per_source[label] = per_source.get(label, 0) + 1
+            _vote(votes, done.result)
             reporter.result(done.result)
-        note = ledger.commit(completed, clean=stop.reason is None)
+        note = ledger.commit(ctx.completed, clean=stop.reason is None)
+        committed = True
     except BaseException:
         ledger.abort()
         raise
     finally:
         ticker.stop()
+        if publisher is not None:
+            reports = publisher.finish(stopped=stop.reason is not None or not committed)
         ledger.close()
+    return publish_outcome(_summary(ctx, time.perf_counter() - started, votes, note), reports)
 
+
+def _vote(votes: dict[str, dict[str, int]], result: Result) -> None:
+    """A sampled frame's top-1 label counts for its video or stream (``--summary``)."""
+    if result.frame is not None and result.ok and result.predictions:
+        per_source = votes.setdefault(result.source, {})
+        label = result.predictions[0].label
+        per_source[label] = per_source.get(label, 0) + 1
+
+
+def _summary(ctx: RunContext, duration_s: float, votes: dict[str, dict[str, int]], note: str | None) -> RunSummary:
+    classifier, options, counts, stop = ctx.classifier, ctx.options, ctx.counts, ctx.stop
     summary = RunSummary(
         counts=counts,
-        duration_s=time.perf_counter() - started,
+        duration_s=duration_s,
         model=classifier.metadata.model_name,
         model_id=classifier.model_id,
         model_dir=str(classifier.model_dir.path),
         precision=classifier.precision,
         inference_precision=classifier.inference_precision,
-        output=str(output) if output else None,
+        output=str(options.output) if options.output else None,
         stopped_by=stop.reason,
         per_source=_per_source(votes),
-        health=counts.live_health() if counts.live_health else {},
+        health=ctx.live.health(),
         note=note,
     )
     failing = live_failing(summary.health) and counts.failed > options.max_failures  # however it was stopped
@@ -302,12 +392,6 @@ def run(
     elif counts.failed > options.max_failures:
         summary.exit_code = EXIT_INPUT_FAILURES
     return summary
-
-
-def output_format(options: RunOptions) -> str:
-    from edgeclass.run.output import format_for
-
-    return format_for(options.output, options.format)
 
 
 def write_summary_json(path: Path, summary: RunSummary) -> None:

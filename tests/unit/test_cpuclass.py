@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeclass.cpuclass import RecordedClass, active_cap, classify
+from edgeclass.cpuclass import CpuClass, active_cap, classify
 from edgeclass.modelfiles.provenance import Int8Provenance
 
 # /proc/cpuinfo flags (the ones that matter) of CPUs in users' fleets
@@ -94,4 +94,18 @@ def test_a_model_from_before_the_record_still_runs_and_says_not_recorded():
     assert p.caveat(ZEN4) is None
     assert "not recorded" in p.caveat(ZEN3)
     assert Int8Provenance.from_calibration(None).measured() == "not recorded"
-    assert RecordedClass.from_record({"class": "Z80"}) is None
+    assert CpuClass.from_record({"class": "Z80"}) is None
+    assert CpuClass.from_record(ZEN4.as_record()) == ZEN4  # what quantize records is what run reads back
+
+
+def test_target_cpu_auto_follows_the_box_and_bad_values_are_refused(monkeypatch):
+    from edgeclass import cpuclass
+    from edgeclass.errors import CalibrationError
+    from edgeclass.model.quantize import resolve_target_cpu
+
+    for box, expected in ((ZEN4, "vnni"), (ZEN3, "any")):
+        monkeypatch.setattr(cpuclass, "detect", lambda box=box: box)
+        assert resolve_target_cpu("auto") == expected
+        assert resolve_target_cpu("any") == "any" and resolve_target_cpu("vnni") == "vnni"
+    with pytest.raises(CalibrationError, match="--target-cpu"):
+        resolve_target_cpu("avx2")

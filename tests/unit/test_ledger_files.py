@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeclass.run.journal import MAGIC, Journal, Record, SourceKey, journal_path, read_records
+from edgeclass.run.journal import MAGIC, MAGIC_V3, Journal, Record, SourceKey, identity_hash, journal_path, read_records
 from edgeclass.run.output.appendfile import AppendFile
 
 
@@ -63,13 +63,13 @@ def test_a_new_file_holds_only_its_header(tmp_path, at):
 def test_journal_reader_stops_at_a_torn_line(tmp_path):
     out = tmp_path / "out.csv"
     line = "D\t20\t5\t100\t200\tok\tshapes@0123456789ab\t/in/a,b.jpg\n"
-    data = f"{MAGIC}\n{line}S\t20\nD\t41\t7\t10".encode()  # killed while writing the third record
+    data = f"{MAGIC_V3}\n{line}S\t20\nD\t41\t7\t10".encode()  # killed while writing the third record
     journal_path(out).write_bytes(data)
     records, intact = read_records(journal_path(out))
     assert [(r.kind, r.pos) for r in records] == [("D", 20), ("S", 20)]
     assert records[0].key == SourceKey("/in/a,b.jpg", 5, 100, 200)
     assert (records[0].status, records[0].model) == ("ok", "shapes@0123456789ab")
-    assert intact == len(f"{MAGIC}\n{line}S\t20\n".encode())
+    assert intact == len(f"{MAGIC_V3}\n{line}S\t20\n".encode())
 
 
 def test_journal_reads_the_release_before_model_ids(tmp_path):
@@ -86,7 +86,13 @@ def test_journal_appends_after_its_intact_part(tmp_path):
     j = Journal(path, intact)
     j.add(Record("D", 25, SourceKey("/in/tab\there.jpg", 1, 2, 3), "ok", "m@1"))
     j.close()
-    assert path.read_text() == f"{MAGIC}\nL\t10\nD\t25\t1\t2\t3\tok\tm@1\t/in/tab\\there.jpg\n"
+    lines = path.read_text().split("\n")
+    assert lines[:2] == [MAGIC, "L\t10"] and lines[3:] == [""]
+    kind, pos, ident, key, status, model, shared, rest = lines[2].split("\t")
+    assert (kind, pos, status, model, shared, rest) == ("D", "25", "ok", "m@1", "0", "/in/tab\\there.jpg")
+    assert int(ident, 16) == identity_hash("/in/tab\there.jpg") % 2**64 and len(key) == 16
+    records, _ = read_records(path)
+    assert records[-1].key.identity == "/in/tab\there.jpg" and records[-1].model == "m@1"
 
 
 def test_not_a_journal_is_refused(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from edgeclass.results import Prediction, Result, Status
 from edgeclass.run.output.columns import header, legacy_header
-from edgeclass.run.journal import MAGIC, journal_path, source_key
+from edgeclass.run.journal import MAGIC, journal_path, read_records, source_key
 from edgeclass.run.ledger import Ledger, open_ledger
 
 OLD_MODEL, NEW_MODEL = "shapes@0123456789ab", "shapes@ba9876543210"
@@ -117,8 +117,8 @@ def test_rows_of_another_model_kept_counted_then_redone(images, tmp_path):
     assert [(r["source"], r["model"], r["top1_label"]) for r in rows] == [
         (images[2], NEW_MODEL, "new"), (images[3], NEW_MODEL, "new"),
         (images[0], NEW_MODEL, "newer"), (images[1], NEW_MODEL, "newer")]
-    records = journal_path(out).read_text().splitlines()[1:]
-    assert [r.split("\t")[6] for r in records if r.startswith("D")] == [NEW_MODEL] * 4
+    records, _ = read_records(journal_path(out))
+    assert [r.model for r in records if r.kind == "D"] == [NEW_MODEL] * 4
 
 
 def test_output_without_journal_is_adopted_with_the_models_of_its_rows(images, tmp_path):

@@ -30,7 +30,7 @@ def test_environment_switches_to_the_numpy_path(monkeypatch):
 def test_the_compiled_pass_refuses_lines_its_plan_does_not_fit():
     if not resample_native.available():
         pytest.skip("edgeclass/media/_resample.c was not built (no C compiler at install)")
-    plan = axis_plan(540, 288, 16, 256, "bicubic")
+    plan = axis_plan(540, 288, 16, 256, "bicubic").along
     needed = int(plan.first[-1] + plan.taps[-1])  # the last output reads the furthest
     resample_native.resample_lines(np.zeros((needed, 30), np.uint8), plan.first, plan.taps, plan.coeffs)
     lines = np.zeros((needed - 1, 30), np.uint8)  # one line short: would read past the end

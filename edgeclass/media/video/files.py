@@ -26,8 +26,9 @@ rates) and its media time in milliseconds.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import partial
+from typing import NoReturn
 
 import numpy as np
 
@@ -45,13 +46,13 @@ MAX_RESEEKS = 3  # seeks landing after their target (a poor index) before the fi
 
 def failure_item(source: str, status: Status, message: str, frame: int | None = None,
                  ts_ms: float | None = None) -> WorkItem:
-    def fail():
+    def fail() -> NoReturn:
         raise ImageReadError(status, message)
 
     return WorkItem(source, fail, frame, ts_ms)
 
 
-def model_input(pixels, pp: PreprocessConfig) -> np.ndarray:
+def model_input(pixels: Callable[[], np.ndarray], pp: PreprocessConfig) -> np.ndarray:
     """A frame (BGR, as decoders give it, maybe converted at a reduced scale) through the one
     preprocessing path."""
     return prepare_array(pixels(), pp)
@@ -108,11 +109,12 @@ def seek_samples(reader: AvReader, options: VideoOptions, stop: threading.Event,
     """Seek to the key frame before each target, decode forward to it; targets in
     [``start_s``, ``end_s``)."""
     fps = reader.fps
+    assert fps, "seeking needs the frame rate (choose_mode)"
     if options.every_frame:
         k = -(-int(round(start_s * fps)) // options.every_frame)
     else:
         k = int(round(first_target(start_s, options.interval_s) / options.interval_s))
-    frames = None
+    frames: Generator[Frame, None, None] | None = None
     last_t = None
     try:
         while not stop.is_set():
@@ -128,20 +130,20 @@ def seek_samples(reader: AvReader, options: VideoOptions, stop: threading.Event,
                 return
             sample = None
             if frames is None or last_t is None or target_t - last_t > gop_s:
-                sample, frames = _seek_to(reader, target_t, target_index, gop_s)
+                sample, frames = _seek_to(reader, target_t, target_index, gop_s, fps)
             else:  # the target is within reach: decode forward
                 sample = _advance(frames, target_t, target_index, fps)
             if sample is None or (end_s is not None and sample.time_s + EPS_S >= end_s):
                 return
             last_t = sample.time_s
             yield sample
-            k = _next_k(k, sample, options, fps)
+            k = _next_k(k, sample, options)
     finally:
         if frames is not None:
             frames.close()
 
 
-def _next_k(k: int, sample: Sample, options: VideoOptions, fps: float) -> int:
+def _next_k(k: int, sample: Sample, options: VideoOptions) -> int:
     """The next target after ``sample`` (skipping targets it already covers)."""
     k += 1
     if options.every_frame:
@@ -167,10 +169,10 @@ def _advance(frames: Iterator[Frame], target_t: float, target_index: int | None,
     return None
 
 
-def _seek_to(reader: AvReader, target_t: float, target_index: int | None, gop_s: float):
+def _seek_to(reader: AvReader, target_t: float, target_index: int | None, gop_s: float,
+             fps: float) -> tuple[Sample | None, Generator[Frame, None, None]]:
     """(sample, frames iterator) for the first frame at or after the target, seeking back
     further when a seek lands after it."""
-    fps = reader.fps
     back = 0.0
     for _ in range(MAX_RESEEKS + 1):
         if not reader.seek(max(0.0, target_t - back)):
@@ -216,7 +218,7 @@ def keyframe_seek_samples(reader: AvReader, options: VideoOptions, stop: threadi
             if sample is None or (end_s is not None and sample.time_s + EPS_S >= end_s):
                 return
             yield sample
-            k = _next_k(k, sample, options, reader.fps)
+            k = _next_k(k, sample, options)
     finally:
         if lane is not None:
             lane.close()
@@ -254,8 +256,10 @@ def plan(reader: AvReader, options: VideoOptions, stop: threading.Event, start_s
     gop_s = estimate_gop(reader.path)
     mode = choose_mode(options, reader.fps, gop_s)
     if mode == "keyframe-seek":
+        assert gop_s is not None  # choose_mode seeks only with a measured GOP
         return mode, keyframe_seek_samples(reader, options, stop, gop_s, start_s, end_s)
     if mode == "seek":  # no frame threads: their pipeline delay is decoded again after every seek
+        assert gop_s is not None
         reader.stream.thread_type = "SLICE"  # less CPU than frame threads when seeking (benchmarks/video.py)
         return mode, seek_samples(reader, options, stop, gop_s, start_s, end_s)
     if start_s > 0 and not reader.seek(start_s):

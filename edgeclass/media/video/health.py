@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from edgeclass.results import Status
 
@@ -33,7 +34,7 @@ class SourceHealth:
         """Delivering frames (a frozen or blank picture is up: frames arrive)."""
         return self.down_since is None and self.state not in ("failed", "abandoned")
 
-    def to_dict(self, now: float) -> dict:
+    def to_dict(self, now: float) -> dict[str, Any]:
         age = None if self.last_frame_at is None else round(now - self.last_frame_at, 3)
         return {"frames_read": self.frames_read, "frames_sampled": self.frames_sampled, "dropped": self.dropped,
                 "rows": self.rows, "reconnects": self.reconnects, "frozen": self.frozen, "blank": self.blank,
@@ -47,7 +48,7 @@ def iso_time(wall: float) -> str:
     return datetime.fromtimestamp(wall, timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def failing_sources(health: dict[str, dict]) -> list[str]:
+def failing_sources(health: dict[str, dict[str, Any]]) -> list[str]:
     """Live sources that were down, frozen or blank when the run ended (the run exits 1)."""
     return [name for name, h in health.items() if not h["up"] or h["picture"] != "ok"]
 
@@ -58,7 +59,7 @@ class LiveClock:
     (a burst on connect or a timestamp jump cannot sample faster than real time), never backwards,
     and re-anchored when far behind it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.opened = time.monotonic()
         self.anchor: float | None = None  # clock ms minus stream ms
         self.last = 0.0

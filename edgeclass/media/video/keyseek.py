@@ -8,10 +8,12 @@ consecutive samples (PyAV releases the GIL while demuxing and decoding) overlap 
 
 from __future__ import annotations
 
+import enum
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any, Final, Literal, cast
 
 from edgeclass.media.video.options import VideoOptions
 from edgeclass.media.video.reader import AvReader, Frame
@@ -39,12 +41,18 @@ class KeyPackets:
         self.gop_s = gop_s
         self.margin_s = REORDER_FRAMES / reader.fps if reader.fps else 0.2
         self.sws_threads = 1 if reader.options.decoder_threads else 0  # as AvReader.frames
-        self._packets = reader.container.demux(reader.stream)  # from the start of the file
+        assert reader.time_base is not None  # a GOP was measured (estimate_gop): the stream has a time base
+        self.time_base: float = reader.time_base
+        self._packets = self._demux_from_here()  # from the start of the file
         self._pending = None  # the first packet after a seek, looked at but not consumed
         self.last_s = 0.0  # the position is before every frame at or after this time
 
     def time_s(self, pts: int) -> float:
-        return pts * self.reader.time_base - self.reader.start_s  # as AvReader.frames
+        return pts * self.time_base - self.reader.start_s  # as AvReader.frames
+
+    def _demux_from_here(self) -> Generator[Any, None, None]:
+        # PyAV's stub says Iterator; demux gives a generator, closed on every seek
+        return cast("Generator[Any, None, None]", self.reader.container.demux(self.reader.stream))
 
     def first_at_or_after(self, target_s: float) -> Sample | None:
         """The first key frame at or after ``target_s``, decoded; None past the last one."""
@@ -52,12 +60,12 @@ class KeyPackets:
             self._seek(target_s)
         for packet in self._demux():
             if packet.is_keyframe and packet.pts is not None and self.time_s(packet.pts) + EPS_S >= target_s:
-                frame = self._decode(packet)
-                self.last_s = frame.time_s
-                return Sample(frame_index(frame.time_s, self.reader.fps), frame.time_s, frame)
+                sample = self._decode(packet)
+                self.last_s = sample.time_s
+                return sample
         return None
 
-    def _demux(self) -> Iterator:
+    def _demux(self) -> Iterator[Any]:
         try:
             if self._pending is not None:
                 packet, self._pending = self._pending, None
@@ -78,14 +86,14 @@ class KeyPackets:
             if not self.reader.seek(at):
                 raise SeekFallback("seek failed")
             self._packets.close()
-            self._packets = self.reader.container.demux(self.reader.stream)
+            self._packets = self._demux_from_here()
             self._pending = None
             self._pending = next((p for p in self._demux() if p.pts is not None), None)
             if back is None or self._pending is None or self._landed_before(self._pending, target_s):
                 self.last_s = target_s
                 return
 
-    def _landed_before(self, first, target_s: float) -> bool:
+    def _landed_before(self, first: Any, target_s: float) -> bool:  # first: an av.Packet
         """No key frame at or after ``target_s`` lies before ``first`` in decoding order: it is
         a key frame not after the target (earlier key frames show earlier), or any frame well
         before the target (its GOP's key frame shows before it, or, open GOPs, a few frames
@@ -95,7 +103,7 @@ class KeyPackets:
             return t <= target_s + EPS_S
         return t + EPS_S < target_s - self.margin_s
 
-    def _decode(self, packet) -> Frame:
+    def _decode(self, packet: Any) -> Sample:  # packet: an av.Packet
         """A key packet decoded alone (drained: decoders with B-frames hold their output)."""
         ctx = self.reader.stream.codec_context
         try:
@@ -103,11 +111,13 @@ class KeyPackets:
             frames = ctx.decode(packet) or ctx.decode(None)
         except self._error as exc:
             raise SeekFallback(str(exc)) from None
-        frames = [f for f in frames if f.pts is not None]
-        if not frames:
+        stamped = [(f.pts, f) for f in frames if f.pts is not None]
+        if not stamped:
             raise SeekFallback("key packet gave no frame")
-        f = frames[0]
-        return Frame(self.time_s(f.pts), f.key_frame, av_frame=f, sws_threads=self.sws_threads)
+        pts, f = stamped[0]
+        t = self.time_s(pts)
+        return Sample(frame_index(t, self.reader.fps), t,
+                      Frame(t, f.key_frame, av_frame=f, sws_threads=self.sws_threads))
 
     def rewind_for_scan(self) -> None:
         """Ready the reader for the key-frame scan: decoder reset, at the start if possible
@@ -117,8 +127,14 @@ class KeyPackets:
         self.reader.seek(BEGINNING_S)
 
 
-MISSING = object()  # KeyLane.take: the lane has no answer for this target: read it yourself
-_FAILED = object()
+class _Mark(enum.Enum):
+    MISSING = "missing"
+    FAILED = "failed"
+
+
+MISSING: Final = _Mark.MISSING  # KeyLane.take: the lane has no answer for this target: read it yourself
+_FAILED: Final = _Mark.FAILED
+LaneAnswer = Sample | None | Literal[_Mark.MISSING]  # KeyLane.take: None is past the last key frame
 MIN_LANE_SAMPLES = 6  # fewer samples than this: a second reader costs more than it saves
 
 
@@ -131,9 +147,9 @@ class KeyLane:
     def __init__(self, path: str, options: VideoOptions, gop_s: float, step: float, first: int,
                  end_s: float | None):
         self.path, self.options, self.gop_s, self.step, self.end_s = path, options, gop_s, step, end_s
-        self._results: queue.Queue = queue.Queue(maxsize=2)
+        self._results: queue.Queue[tuple[int, Sample | None | _Mark]] = queue.Queue(maxsize=2)
         self._closed = threading.Event()
-        self._head = None
+        self._head: tuple[int, Sample | None | _Mark] | None = None  # (k, a sample, None or _FAILED)
         self._failed = False
         self._thread = threading.Thread(target=self._work, args=(first,), name="edgeclass-keylane", daemon=True)
         self._thread.start()
@@ -155,7 +171,7 @@ class KeyLane:
         except Exception:  # noqa: BLE001 - whatever it is, the caller meets it again on its own reader
             self._put((k, _FAILED))
 
-    def _put(self, item) -> bool:
+    def _put(self, item: tuple[int, Sample | None | _Mark]) -> bool:
         while not self._closed.is_set():
             try:
                 self._results.put(item, timeout=0.1)
@@ -164,7 +180,7 @@ class KeyLane:
                 continue
         return False
 
-    def take(self, k: int):
+    def take(self, k: int) -> LaneAnswer:
         """The lane's sample for target ``k`` (None: no key frame at or after it), or
         :data:`MISSING` when the caller must read it itself."""
         while not self._failed:

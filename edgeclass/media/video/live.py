@@ -26,7 +26,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from edgeclass.media.video.files import failure_item, frame_item
 from edgeclass.media.video.health import LiveClock, SourceHealth, iso_time
 from edgeclass.media.video.options import VideoOptions, mask_credentials
 from edgeclass.media.video.picture import BlankDetector, FrozenDetector
-from edgeclass.media.video.reader import Frame, ReadFailure, open_reader
+from edgeclass.media.video.reader import AvReader, CameraReader, Frame, ReadFailure, open_reader
 from edgeclass.results import Result, Status, WorkItem
 
 WATCHDOG_PERIOD_S = 0.5
@@ -58,7 +59,7 @@ class LiveReader:
         self.abandoned = False
         self.final_sent = False  # the row saying this source is down (gave up, or down at the end)
         self.beat = time.monotonic()
-        self.current = None  # the open reader, if any
+        self.current: AvReader | CameraReader | None = None  # the open reader, if any
         self.waiting = False  # in a reconnect backoff: not hung
         self.clock = LiveClock()
         self.sampled = 0
@@ -293,7 +294,8 @@ class LiveReader:
 class LiveHub:
     """All live sources of a run: per-source queues served round-robin, one watchdog."""
 
-    def __init__(self, pp: PreprocessConfig, options: VideoOptions, stop: threading.Event, log):
+    def __init__(self, pp: PreprocessConfig, options: VideoOptions, stop: threading.Event,
+                 log: Callable[[str], object]):
         self.pp, self.options, self.stop, self.log = pp, options, stop, log
         self.cond = threading.Condition()
         self.closed = False  # the run has ended: readers queue nothing more
@@ -354,7 +356,7 @@ class LiveHub:
             if not self.active:
                 return
 
-    def health(self) -> dict[str, dict]:
+    def health(self) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
         return {r.name: r.health.to_dict(now) for r in self.readers}
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -43,12 +44,13 @@ class Frame:
 
     __slots__ = ("time_s", "key", "_av", "_cap", "_bgr", "_sws_threads")
 
-    def __init__(self, time_s: float | None, key: bool, av_frame=None, cap=None, sws_threads: int = 0):
+    def __init__(self, time_s: float | None, key: bool, av_frame: Any = None, cap: Any = None,
+                 sws_threads: int = 0) -> None:  # av_frame: an av.VideoFrame; cap: a cv2.VideoCapture
         self.time_s = time_s  # media time since the stream's start; None: no timestamps
         self.key = key
         self._av = av_frame
         self._cap = cap
-        self._bgr = None
+        self._bgr: np.ndarray | None = None
         self._sws_threads = sws_threads  # swscale threads per conversion (0: one per CPU)
 
     @property
@@ -94,7 +96,7 @@ def is_camera(target: str) -> bool:
     return target.isdigit() or target.startswith("/dev/video")
 
 
-def open_reader(target: str, options: VideoOptions, live: bool):
+def open_reader(target: str, options: VideoOptions, live: bool) -> AvReader | CameraReader:
     """A reader for ``target`` (file path, URL or camera). Raises :class:`ReadFailure`."""
     if is_camera(target):
         return CameraReader(target)
@@ -137,6 +139,7 @@ class AvReader:
         self.start_s = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
         rate = s.average_rate or s.guessed_rate
         self.fps = float(rate) if rate else None
+        self.duration_s: float | None
         if s.duration is not None and s.time_base:
             self.duration_s = float(s.duration * s.time_base)
         elif self.container.duration:
@@ -157,7 +160,7 @@ class AvReader:
             return ReadFailure(Status.CORRUPT, "not a readable video (unknown format, or cut before its index)")
         return ReadFailure(Status.STREAM_ERROR, f"cannot open: {_short(exc)}")
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self) -> Generator[Frame, None, None]:
         """Decoded frames from the current position on. Ends at the end of the media; raises
         :class:`ReadFailure` when the source times out or breaks."""
         av = self._av
@@ -209,7 +212,7 @@ class AvReader:
     def __enter__(self) -> AvReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -239,7 +242,7 @@ class CameraReader:
     def __enter__(self) -> CameraReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

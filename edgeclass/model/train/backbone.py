@@ -22,7 +22,7 @@ from edgeclass.model.timm_loader import check_model_name
 
 @dataclass
 class Backbone:
-    model: torch.nn.Module  # timm model whose head has ``num_classes`` outputs (0: pooled features)
+    model: timm_loader.TimmModel  # timm model whose head has ``num_classes`` outputs (0: pooled features)
     name: str
     preprocess: PreprocessConfig
     origin: str
@@ -44,6 +44,7 @@ def load_backbone(
     with ``num_classes`` outputs (0: the model returns its pooled features)."""
     check_model_name(name)
     overrides = {"input_size": input_size, "crop_pct": crop_pct, "interpolation": interpolation}
+    model: timm_loader.TimmModel
     if weights is not None:
         model = timm_loader.model_from_checkpoint(name, weights, require_head=False)
         origin = f"file:{weights.resolve()} sha256:{sha256_file(weights)}"

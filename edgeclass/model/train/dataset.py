@@ -98,7 +98,8 @@ def _layout(root: Path) -> tuple[Path, Path | None]:
 
 
 def _split(per_class: dict[int, list[str]]) -> tuple[list[Sample], list[Sample]]:
-    train, held = [], []
+    train: list[Sample] = []
+    held: list[Sample] = []
     for target, files in per_class.items():
         hold = set(files[HOLDOUT_EVERY - 1 :: HOLDOUT_EVERY])
         if not hold and len(files) >= 2:

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ import torch.nn.functional as F
 from edgeclass.errors import UsageError
 from edgeclass.media.preprocess import PreprocessConfig
 from edgeclass.model.train.options import FinetuneOptions
+
+if TYPE_CHECKING:
+    from edgeclass.model.timm_loader import TimmModel
 
 
 @dataclass
@@ -76,7 +80,7 @@ class StagedModel(torch.nn.Module):
     optimiser gets only ``p.requires_grad`` ones); ``train()`` leaves the frozen part in eval mode.
     """
 
-    def __init__(self, model: torch.nn.Module, train_stages: int | None):
+    def __init__(self, model: TimmModel, train_stages: int | None):
         super().__init__()
         check_train_stages(model, train_stages)
         self.model = model
@@ -103,7 +107,7 @@ class StagedModel(torch.nn.Module):
         return m.forward_head(m.final_conv(x))
 
 
-def check_train_stages(model: torch.nn.Module, train_stages: int | None) -> None:
+def check_train_stages(model: TimmModel, train_stages: int | None) -> None:
     """Raise :class:`UsageError` when ``train_stages`` does not fit the model (before any work)."""
     stages = len(model.stages)
     if train_stages is not None and not 1 <= train_stages <= stages:
@@ -186,7 +190,7 @@ def finetune(
     return result
 
 
-def fold_temperature(model: torch.nn.Module, temperature: float) -> None:
+def fold_temperature(model: TimmModel, temperature: float) -> None:
     """Divide the classifier's weight and bias by ``temperature`` (logits / T)."""
     fc = model.get_classifier()
     with torch.no_grad():

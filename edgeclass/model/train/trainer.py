@@ -232,7 +232,7 @@ def _save(out: ModelDir, model: ov.Model, meta: ModelMetadata) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _quantize(options: TrainOptions, out: ModelDir, ds: Dataset, report: TrainReport, progress) -> None:
+def _quantize(options: TrainOptions, out: ModelDir, ds: Dataset, report: TrainReport, progress) -> QuantizeReport:
     from edgeclass.model.quantize import GateFailedError, QuantizeOptions, quantize_model_dir
 
     with SplitFolders(ds) as split:
@@ -245,6 +245,7 @@ def _quantize(options: TrainOptions, out: ModelDir, ds: Dataset, report: TrainRe
         except GateFailedError as exc:
             report.quantize, report.gate_error = exc.report, exc
     report.files += [report.quantize.xml, report.quantize.xml.with_suffix(".bin")]
+    return report.quantize
 
 
 def _evaluate(out: ModelDir, trained: Trained) -> tuple[str, dict[str, Any]]:
@@ -316,8 +317,8 @@ def train(options: TrainOptions, progress: Callable[[str, str], None] = lambda s
     report.warnings += [f"skipped {p}: {r}" for p, r in trained.skipped]
     if options.int8:
         with timer("quantize"):
-            _quantize(options, out, trained.dataset, report, progress)
-        report.warnings += report.quantize.warnings
+            quantized = _quantize(options, out, trained.dataset, report, progress)
+        report.warnings += quantized.warnings
     with timer("evaluate"):
         progress("evaluate", f"evaluating on {len(trained.dataset.heldout)} held-out images")
         precision, heldout = _evaluate(out, trained)

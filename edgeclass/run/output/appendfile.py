@@ -20,7 +20,7 @@ class AppendFile:
         file back, in place, to its first N bytes (a torn or uncommitted tail)."""
         self.path = Path(path)
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if at is None else 0)
-        self._fd: int | None = os.open(self.path, flags, 0o644)
+        self._fd = os.open(self.path, flags, 0o644)  # -1 once closed
         try:
             if at is not None and os.fstat(self._fd).st_size != at:
                 os.ftruncate(self._fd, at)
@@ -53,6 +53,6 @@ class AppendFile:
         os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd is not None:
+        if self._fd >= 0:
             os.close(self._fd)
-            self._fd = None
+            self._fd = -1

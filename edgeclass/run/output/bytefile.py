@@ -1,32 +1,126 @@
-"""Rows of the line-oriented formats (CSV, JSON lines): to a file through the ledger's append-only
-file (:mod:`.appendfile`: a failure never leaves half a row; :meth:`ByteRowWriter.position`, the
-byte offset after the last complete row, is what the resume journal records), or to stdout.
+"""The line-oriented formats (CSV, JSON lines): :class:`LineFormat`, what they share, and their rows
+to a file through the ledger's append-only file (:mod:`.appendfile`: a failure never leaves half
+a row; :meth:`ByteRowWriter.position`, the byte offset after the last complete row, is what the
+resume journal records), or to stdout. A line format is appendable: ``--resume`` appends to the
+output itself, and :mod:`edgeclass.run.resume` reads it back through the hooks below.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import ModuleType
+from typing import IO, TYPE_CHECKING
 
-from edgeclass.results import Result
+from edgeclass.errors import OutputError
 from edgeclass.run.output.appendfile import AppendFile
-from edgeclass.run.output.columns import header, legacy_header, row_values
+from edgeclass.run.output.columns import row_values
+
+if TYPE_CHECKING:
+    from edgeclass.results import Result
+
+Layout = str  # "current" (this release's columns, or a torn start of them), "legacy" (the release before model ids)
 
 
-def _keys(line: bytes) -> list[str]:
-    import json
+class LineFormat:
+    """A format whose rows are lines of bytes (a header line optional). A subclass gives the
+    codec: :meth:`encode_header`, :meth:`encode_legacy_header`, :meth:`encode_row`,
+    :meth:`split_rows`, :meth:`upgrade_rows` and :meth:`layout`; the rest is shared."""
 
-    try:
-        return list(json.loads(line))
-    except ValueError:
-        return []
+    name: str = ""
+    extensions: tuple[str, ...] = ()
+    streams = True
+
+    # ------------------------------------------------------------------ the codec (a subclass's)
+    def encode_header(self, top_k: int) -> bytes:
+        raise NotImplementedError
+
+    def encode_legacy_header(self, top_k: int) -> bytes:
+        """The header the release before model ids wrote."""
+        raise NotImplementedError
+
+    def encode_row(self, values: list, top_k: int) -> bytes:
+        raise NotImplementedError
+
+    def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+        """Complete rows in ``data`` (no header) as (raw bytes, source, model); a torn last row is
+        left out."""
+        raise NotImplementedError
+
+    def upgrade_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+        """Complete rows of the release before model ids, as rows of this one (null model)."""
+        raise NotImplementedError
+
+    def layout(self, path: Path, top_k: int) -> Layout | None:
+        """Which columns ``path`` (not empty) starts with: "current" (a torn header or first row
+        included), "legacy", or None (other columns)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ Format
+    def require(self) -> None:
+        return None  # the standard library is enough
+
+    def open_writer(self, path: Path, top_k: int, model: str | None = None) -> ByteRowWriter:
+        return ByteRowWriter(self, path, top_k, None, model)
+
+    def open_appender(self, path: Path, top_k: int, at: int | None, model: str | None = None) -> ByteRowWriter:
+        """Append after cutting ``path`` back to ``at`` bytes (None: a new file)."""
+        return ByteRowWriter(self, path, top_k, at, model)
+
+    def stream_writer(self, stream: IO, top_k: int, model: str | None = None) -> StreamRowWriter:
+        return StreamRowWriter(self, stream, top_k, model)
+
+    def journaled(self, output: Path) -> tuple[Path, LineFormat]:
+        return output, self  # appended to in place
+
+    def before_resume(self, output: Path, target: Path, top_k: int) -> None:
+        return None
+
+    def after_resume(self, target: Path, output: Path, top_k: int) -> None:
+        return None
+
+    # ------------------------------------------------------------------ what resume reads
+    def header_size(self, top_k: int) -> int:
+        return len(self.encode_header(top_k))
+
+    def header_bytes(self, top_k: int) -> bytes:
+        return self.encode_header(top_k)
+
+    def legacy_header_size(self, top_k: int) -> int:
+        return len(self.encode_legacy_header(top_k))
+
+    def data_size(self, path: Path) -> int:
+        return os.stat(path).st_size
+
+    def read_bytes(self, path: Path) -> bytes:
+        return Path(path).read_bytes()
+
+    def join(self, pieces: list[bytes], top_k: int) -> bytes:
+        return b"".join(pieces)
+
+    def is_legacy(self, path: Path, top_k: int) -> bool:
+        """Does ``path`` (not empty) have the columns of the release before model ids? False for
+        this release's columns (a torn header or first row included); other columns are an
+        OutputError."""
+        layout = self.layout(path, top_k)
+        if layout is None:
+            raise OutputError(f"{path} has other columns than this run would write (another --top-k or "
+                              f"--format?): use the same options, or another --output")
+        return layout == "legacy"
+
+    def ends_rows(self, path: Path, positions: list[int], size: int) -> list[bool]:
+        """For each position: does a complete row end there (within the file, the byte before it
+        a newline: a power cut can leave zeros instead)? One read of the file's tail."""
+        start = max(min(positions, default=1) - 1, 0)
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            tail = fh.read()
+        return [p == 0 or (p <= size and tail[p - 1 - start : p - start] == b"\n") for p in positions]
 
 
 class ByteRowWriter:
     """Rows of a line-oriented format appended to a file (:class:`AppendFile`: whole rows only)."""
 
-    def __init__(self, fmt: ModuleType, path: Path, top_k: int, at: int | None = None, model: str | None = None):
+    def __init__(self, fmt: LineFormat, path: Path, top_k: int, at: int | None = None, model: str | None = None):
         """``at=None``: a new file (truncated); ``at=N``: append after cutting the file back to N
         bytes (0 or a missing file: the header is written first). ``model``: every row's
         ``model`` column (:func:`~edgeclass.run.output.columns.model_text`)."""
@@ -54,7 +148,7 @@ class ByteRowWriter:
 class StreamRowWriter:
     """Rows to a binary stream (stdout), flushed after each row."""
 
-    def __init__(self, fmt: ModuleType, stream, top_k: int, model: str | None = None):
+    def __init__(self, fmt: LineFormat, stream: IO, top_k: int, model: str | None = None):
         self.fmt, self.top_k, self.model = fmt, top_k, model
         self._text = stream
         self._binary = getattr(stream, "buffer", None)
@@ -82,66 +176,3 @@ class StreamRowWriter:
 
     def close(self) -> None:
         pass
-
-
-class ByteFamily:
-    """What resume needs to know about a line-oriented format (positions are byte offsets)."""
-
-    def __init__(self, fmt: ModuleType):
-        self.fmt = fmt
-
-    def header_size(self, top_k: int) -> int:
-        return len(self.fmt.encode_header(top_k))
-
-    def data_size(self, path: Path) -> int:
-        return os.stat(path).st_size
-
-    def header_bytes(self, top_k: int) -> bytes:
-        return self.fmt.encode_header(top_k)
-
-    def legacy_header_size(self, top_k: int) -> int:
-        return len(self.fmt.encode_legacy_header(top_k))
-
-    def is_legacy(self, path: Path, top_k: int) -> bool:
-        """Does ``path`` (not empty) have the columns of the release before model ids? False for
-        this release's columns (a torn header or first row included); other columns are an
-        OutputError."""
-        from edgeclass.errors import OutputError
-
-        current, legacy = self.fmt.encode_header(top_k), self.fmt.encode_legacy_header(top_k)
-        with open(path, "rb") as fh:
-            first = fh.read(len(current) + 1) if current else fh.readline(1 << 24)
-        if current:  # CSV: the header line (a torn one is a prefix)
-            if first[: len(current)] == current[: len(first)] or legacy.startswith(first):
-                return False  # this release's header, or a torn header and no row
-            if first[: len(legacy)] == legacy:
-                return True
-        elif not first.endswith(b"\n") or _keys(first) == header(top_k):  # JSON lines: the keys of the first row
-            return False
-        elif _keys(first) == legacy_header(top_k):
-            return True
-        raise OutputError(f"{path} has other columns than this run would write (another --top-k or "
-                          f"--format?): use the same options, or another --output")
-
-    def ends_rows(self, path: Path, positions: list[int], size: int) -> list[bool]:
-        """For each position: does a complete row end there (within the file, the byte before it
-        a newline: a power cut can leave zeros instead)? One read of the file's tail."""
-        start = max(min(positions, default=1) - 1, 0)
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            tail = fh.read()
-        return [p == 0 or (p <= size and tail[p - 1 - start : p - start] == b"\n") for p in positions]
-
-    def read_bytes(self, path: Path) -> bytes:
-        return Path(path).read_bytes()
-
-    def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
-        """Complete rows as (raw bytes, source, model)."""
-        return self.fmt.split_rows(data, top_k)
-
-    def upgrade_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
-        """Complete rows of the release before model ids, as rows of this one (null model)."""
-        return self.fmt.upgrade_rows(data, top_k)
-
-    def join(self, pieces: list[bytes], top_k: int) -> bytes:
-        return b"".join(pieces)

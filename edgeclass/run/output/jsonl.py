@@ -6,21 +6,11 @@ For log shippers and ``jq``; the same columns and types as CSV and Parquet.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from edgeclass.run.output.columns import MODEL, header
-
-NAME, EXTENSIONS = "jsonl", (".jsonl", ".ndjson")
-
-
-def encode_header(top_k: int) -> bytes:
-    return b""
-
-
-encode_legacy_header = encode_header  # the release before model ids: no header either
-
-
-def encode_row(values: list, top_k: int) -> bytes:
-    return (json.dumps(dict(zip(header(top_k), values)), ensure_ascii=False) + "\n").encode("utf-8")
+from edgeclass.run.output.bytefile import Layout, LineFormat
+from edgeclass.run.output.columns import MODEL, header, legacy_header
+from edgeclass.run.output.format import register
 
 
 def _objects(data: bytes):
@@ -34,17 +24,46 @@ def _objects(data: bytes):
         yield line, obj
 
 
-def split_rows(data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
-    """Complete rows in ``data`` as (raw bytes, source, model); a torn last line is left out."""
-    return [(line + b"\n", obj["source"], obj.get("model") or "") for line, obj in _objects(data)]
+def _keys(line: bytes) -> list[str]:
+    try:
+        return list(json.loads(line))
+    except ValueError:
+        return []
 
 
-def upgrade_rows(data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
-    """Complete rows of the release before model ids (no ``model`` key), as rows of this one
-    with a null ``model``: (raw bytes, source, "")."""
-    out = []
-    for _, obj in _objects(data):
-        items = list(obj.items())
-        items.insert(MODEL, ("model", None))
-        out.append(((json.dumps(dict(items), ensure_ascii=False) + "\n").encode("utf-8"), obj["source"], ""))
-    return out
+class JsonLinesFormat(LineFormat):
+    name = "jsonl"
+    extensions: tuple[str, ...] = (".jsonl", ".ndjson")
+
+    def encode_header(self, top_k: int) -> bytes:
+        return b""
+
+    def encode_legacy_header(self, top_k: int) -> bytes:
+        return b""  # the release before model ids: no header either
+
+    def encode_row(self, values: list, top_k: int) -> bytes:
+        return (json.dumps(dict(zip(header(top_k), values)), ensure_ascii=False) + "\n").encode("utf-8")
+
+    def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+        return [(line + b"\n", obj["source"], obj.get("model") or "") for line, obj in _objects(data)]
+
+    def upgrade_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
+        out = []
+        for _, obj in _objects(data):
+            items = list(obj.items())
+            items.insert(MODEL, ("model", None))
+            out.append(((json.dumps(dict(items), ensure_ascii=False) + "\n").encode("utf-8"), obj["source"], ""))
+        return out
+
+    def layout(self, path: Path, top_k: int) -> Layout | None:
+        """The keys of the first row decide (a torn first row: this release's)."""
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 24)
+        if not first.endswith(b"\n") or _keys(first) == header(top_k):
+            return "current"
+        if _keys(first) == legacy_header(top_k):
+            return "legacy"
+        return None
+
+
+JSONL = register(JsonLinesFormat())

@@ -1,4 +1,4 @@
-"""Parquet (needs the ``parquet`` extra: pyarrow; this module is imported only when asked).
+"""Parquet (needs the ``parquet`` extra: pyarrow, imported only when a Parquet file is written or read).
 
 The same columns and types as CSV and JSON lines (int64, float64, string; null when not
 applicable). A Parquet file cannot be appended to, so:
@@ -19,22 +19,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from edgeclass import atomic
-from edgeclass.results import Result
-from edgeclass.errors import OutputError
+from edgeclass.errors import OutputError, UsageError
 from edgeclass.run.output.columns import column_types, header, legacy_header, row_values
+from edgeclass.run.output.format import register
+from edgeclass.run.output.jsonl import JSONL
 
-NAME, EXTENSIONS = "parquet", (".parquet", ".pq")
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from edgeclass.results import Result
+    from edgeclass.run.output.bytefile import LineFormat
+
 ROW_GROUP = 4096
-_ARROW = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}
 
 
 def schema(top_k: int) -> pa.Schema:
-    return pa.schema([(name, _ARROW[kind]) for name, kind in column_types(top_k).items()])
+    import pyarrow as pa
+
+    arrow = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}
+    return pa.schema([(name, arrow[kind]) for name, kind in column_types(top_k).items()])
 
 
 def log_path(output: Path) -> Path:
@@ -45,6 +50,10 @@ class ParquetRowWriter:
     """Streams rows into one Parquet file, a row group every ``ROW_GROUP`` rows."""
 
     def __init__(self, path: Path, top_k: int, model: str | None = None):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
         self.path, self.top_k, self.model = Path(path), top_k, model
         self._schema = schema(top_k)
         self._writer = pq.ParquetWriter(self.path, self._schema)
@@ -60,7 +69,7 @@ class ParquetRowWriter:
     def _flush(self) -> None:
         if self._rows:
             columns = list(zip(*self._rows))
-            self._writer.write_table(pa.table(columns, schema=self._schema))
+            self._writer.write_table(self._pa.table(columns, schema=self._schema))
             self._rows = []
 
     def position(self) -> int:
@@ -76,16 +85,15 @@ class ParquetRowWriter:
             self._writer = None
 
 
-def open_writer(path: Path, top_k: int, at: int | None = None, model: str | None = None) -> ParquetRowWriter:
-    if at is not None:
-        raise ValueError("a Parquet file is not appended to: resume writes the JSON-lines log")
-    return ParquetRowWriter(path, top_k, model)
-
-
 def seed_log(output: Path, log: Path, top_k: int) -> int:
     """Write the JSON-lines log of an existing Parquet ``output`` that has none (rows of the
     release before model ids get a null ``model``), atomically; returns the rows. The resume
     journal is then built from the log's rows (:func:`edgeclass.run.resume.adopt`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgeclass import atomic
+
     try:
         pf = pq.ParquetFile(output)
     except (OSError, pa.ArrowException) as exc:
@@ -108,6 +116,11 @@ def seed_log(output: Path, log: Path, top_k: int) -> int:
 
 def build_from_log(log: Path, output: Path, top_k: int) -> int:
     """Rebuild ``output`` from the JSON-lines log (complete lines only), atomically; returns rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from edgeclass import atomic
+
     names, sch, rows, count = header(top_k), schema(top_k), [], 0
     with atomic.atomic_open(output, "wb") as fh:
         writer = pq.ParquetWriter(fh, sch)
@@ -121,7 +134,44 @@ def build_from_log(log: Path, output: Path, top_k: int) -> int:
                     writer.write_table(pa.table(list(zip(*rows)), schema=sch))
                     count, rows = count + len(rows), []
         if rows or count == 0:
-            writer.write_table(pa.table(list(zip(*rows)) if rows else [[] for _ in names], schema=sch))
+            columns: list = list(zip(*rows)) if rows else [[] for _ in names]
+            writer.write_table(pa.table(columns, schema=sch))
             count += len(rows)
         writer.close()
     return count
+
+
+class ParquetFormat:
+    """Not appendable: ``--resume`` appends to a JSON-lines log beside the output (:func:`log_path`)
+    and rebuilds the output from it at the end of every run."""
+
+    name = "parquet"
+    extensions: tuple[str, ...] = (".parquet", ".pq")
+    streams = False  # a Parquet file is written at its end: not to stdout
+
+    def require(self) -> None:
+        try:
+            import pyarrow  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as exc:
+            raise UsageError(f"--format {self.name} needs the '{self.name}' extra: "
+                             f"pip install 'edgeclass[{self.name}]' ({exc})") from exc
+
+    def open_writer(self, path: Path, top_k: int, model: str | None = None) -> ParquetRowWriter:
+        return ParquetRowWriter(path, top_k, model)
+
+    def stream_writer(self, stream: IO, top_k: int, model: str | None = None) -> ParquetRowWriter:
+        raise UsageError("Parquet cannot be written to stdout: give --output FILE.parquet")
+
+    def journaled(self, output: Path) -> tuple[Path, LineFormat]:
+        return log_path(output), JSONL
+
+    def before_resume(self, output: Path, target: Path, top_k: int) -> None:
+        if output.exists() and not target.exists():
+            seed_log(output, target, top_k)  # a Parquet file without its log: no row is lost
+
+    def after_resume(self, target: Path, output: Path, top_k: int) -> None:
+        build_from_log(target, output, top_k)  # rebuilt from its log at the end of every run
+
+
+PARQUET = register(ParquetFormat())
