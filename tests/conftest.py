@@ -218,3 +218,13 @@ def synthetic_photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A natural-looking RGB image (smooth regions, edges, texture) of any size."""
     rng = np.random.default_rng(seed)
     return train_test_model.make_image(int(rng.integers(0, 4)), rng, (h, w))
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A Mosquitto broker on 127.0.0.1 for one test (tests/mqtt_broker.py), stopped by its pid."""
+    from mqtt_broker import Broker
+
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()

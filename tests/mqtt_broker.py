@@ -21,18 +21,14 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from streams import free_port  # noqa: F401 - one helper for a free loopback port (test files import it from here too)
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
 def mosquitto_missing() -> str | None:
     return None if os.path.exists(MOSQUITTO) else "no mosquitto (scripts/install-test-system-deps.sh installs it)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

@@ -50,13 +50,6 @@ def in_order_per_source(messages: list[dict]) -> dict[str, list[int]]:
     return out
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path).start()
-    yield b
-    b.stop()
-
-
 def test_rows_state_and_discovery(tmp_path, broker):
     sub = Subscriber(broker.port).start()
     said: list[str] = []

@@ -33,13 +33,6 @@ def cams(image_sets, tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path).start()
-    yield b
-    b.stop()
-
-
 def base(model: Path, inputs: Path, out: Path, *extra: str) -> list[str]:
     return ["run", str(inputs), "--model", str(model), "-o", str(out), "-k", "2", *extra]
 
