@@ -44,8 +44,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Broker:
     """``mosquitto -c FILE`` on 127.0.0.1:port; ``users`` {name: password} turns anonymous off."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None, extra: str = ""):
-        self.folder, self.port = folder, free_port()
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, extra: str = "", port: int | None = None):
+        # port: a given one (a broker that comes back where a run expects it), else a free one
+        self.folder, self.port = folder, port or free_port()
         self.proc: subprocess.Popen | None = None
         # `user`: run as whoever starts it (as root, mosquitto would switch to user mosquitto,
         # which cannot write a persistence file in the test's folder)

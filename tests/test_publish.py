@@ -141,10 +141,7 @@ def test_pending_rows_go_first_in_the_next_run(tmp_path):
     assert reports[0].pending == 30
     assert len([s for s in said if "broker unreachable" in s]) == 1
     assert summary_line(reports).startswith(f"publish: mqtt://127.0.0.1:{port}/p: 30 rows pending (broker unreachable")
-    broker = Broker(tmp_path)
-    broker.conf.write_text(broker.conf.read_text().replace(f"listener {broker.port} ", f"listener {port} "))
-    broker.port = port
-    broker.start()
+    broker = Broker(tmp_path, port=port).start()
     try:
         sub = Subscriber(port).start()
         pub = publishing([url], tmp_path / "out.csv", said)

@@ -97,10 +97,7 @@ def test_broker_down_then_resume_sends_pending_first(trained_model_dir, cams, tm
     assert len(episodes) == 1 and "broker unreachable" in episodes[0]  # one line per episode, not per row
     assert f"note: publish: {url}: {len(rows)} rows pending (broker unreachable" in r.stderr
     assert json.loads(summary.read_text())["publish"][0]["pending"] == len(rows)
-    broker = Broker(tmp_path)
-    broker.conf.write_text(broker.conf.read_text().replace(f"listener {broker.port} ", f"listener {port} "))
-    broker.port = port
-    broker.start()
+    broker = Broker(tmp_path, port=port).start()
     try:
         sub = Subscriber(port).start()
         r = run_cli(*base(trained_model_dir, cams, out, "--resume", "--publish", url, "--summary-json", str(summary)))
