@@ -2,11 +2,16 @@
 
 Builds a folder of N inputs (empty files, so cheap to make, plus a few real images) in dated
 subfolders, and its output as a finished `--resume` run would have left it, written through the
-results ledger itself (no image is classified to build it). Then adds ``--new`` images to the
-newest subfolder and times, each as a real ``edgeclass run`` process (wall time, peak RSS):
+results ledger itself (no image is classified to build it), then settled by one `--resume` run
+(a full pass: it lists every folder and records them in the journal). Then times, each as a real
+``edgeclass run`` process (wall time, peak RSS):
 
 * a bare ``os.walk`` + ``os.stat`` of the folder (in a child process, the floor);
-* the ``--resume`` run (every folder listed, every file stat'ed and looked up);
+* ``--resume`` with ``--new`` images in the newest subfolder (that folder and the top one are
+  listed, the others are unchanged: only stat'ed);
+* ``--resume`` with them in a new subfolder;
+* ``--resume --rescan`` with them in the newest subfolder (every folder listed, every file
+  stat'ed and looked up: the full pass a day, or after a file was replaced in place);
 * the same command over an empty output, stopped after the same time (``--max-runtime``): the
   RSS a run has without a done set; and on an empty folder: the start-up.
 
@@ -122,12 +127,16 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]
     return wall, peak / 1024, usage.ru_utime + usage.ru_stime
 
 
-def add_new(folder: Path, n: int, tag: str) -> list[Path]:
+def add_new(folder: Path, n: int, tag: str, subfolder: str | None = None) -> list[Path]:
+    """``n`` new images in the newest subfolder (or in a new ``subfolder``)."""
     from scripts import train_test_model
     import numpy as np
 
     rng = np.random.default_rng(len(tag))
     newest = sorted(p for p in folder.iterdir() if p.is_dir())[-1]
+    if subfolder is not None:
+        newest = folder / subfolder
+        newest.mkdir()
     out = []
     for i in range(n):
         img = cv2.cvtColor(train_test_model.make_image(i % 4, rng, (96, 128)), cv2.COLOR_RGB2BGR)
@@ -177,6 +186,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
               f"({journal.stat().st_size / args.inputs:.0f} bytes/input)")
     opened = subprocess.run([sys.executable, "-c", OPEN, str(out)], capture_output=True, text=True)
     print(f"journal opened (open_resume, in a child): {opened.stdout.strip() or opened.stderr[-500:]}")
+    settle(folder, out, base)
     saved = work / "saved"
     saved.mkdir(exist_ok=True)
     for f in (out, journal):
@@ -186,6 +196,19 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         one_round(args, base, work, rows, profile=args.profile if rep == 0 else None, tag=f"r{rep}")
     restore(work, saved)
     report(args, rows)
+
+
+def settle(folder: Path, out: Path, base: list[str]) -> None:
+    """The first `--resume` run over the built output: every folder listed, then recorded in the
+    journal (once their times are past the grace window: edgeclass/run/folders.py)."""
+    from edgeclass.run.folders import GRACE_NS
+
+    newest = max(max(d.stat().st_mtime, d.stat().st_ctime) for d in [folder, *folder.iterdir()])
+    time.sleep(max(0.0, newest + GRACE_NS / 1e9 + 1 - time.time()))
+    wall, rss, _ = timed(base + ["-o", str(out), "--resume"])
+    journal = out.with_name(out.name + ".journal")
+    folders = sum(line.startswith(b"F\t") for line in journal.read_bytes().splitlines())
+    print(f"settling --resume run (a full pass; {folders} folders recorded): {wall:.2f} s, peak RSS {rss:.0f} MB")
 
 
 def first_run(args: argparse.Namespace, base: list[str], work: Path) -> None:
@@ -200,7 +223,8 @@ def first_run(args: argparse.Namespace, base: list[str], work: Path) -> None:
 
 def one_round(args: argparse.Namespace, base: list[str], work: Path, rows: dict, profile: Path | None,
               tag: str) -> None:
-    """The walk, the --resume run (from the saved output), the empty-output run, the start-up."""
+    """The walk, the --resume runs (each from the saved output): new files in the newest folder,
+    in a new folder, with --rescan; the empty-output run, the start-up."""
     folder, out = work / "in", work / "out.csv"
     new = add_new(folder, args.new, tag)
     rows.setdefault("bare os.walk + os.stat", []).append(timed([sys.executable, "-c", WALK, str(folder)]))
@@ -209,8 +233,16 @@ def one_round(args: argparse.Namespace, base: list[str], work: Path, rows: dict,
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
         cmd[1:3] = ["-m", "cProfile", "-o", str(profile / "resume.prof"), "-m", "edgeclass"]
-    rows.setdefault("--resume", []).append(timed(cmd))
-    limit = max(2, round(max(w for w, _, _ in rows["--resume"])))
+    rows.setdefault("--resume, new in the newest folder", []).append(timed(cmd))
+    restore(work, work / "saved")
+    rows.setdefault("--resume --rescan (every folder listed)", []).append(timed(base + ["-o", str(out), "--resume",
+                                                                                       "--rescan"]))
+    for p in new:
+        p.unlink()
+    restore(work, work / "saved")
+    new = add_new(folder, args.new, tag, subfolder=f"new-{tag}")
+    rows.setdefault("--resume, new in a new folder", []).append(timed(base + ["-o", str(out), "--resume"]))
+    limit = max(2, round(max(w for w, _, _ in rows["--resume --rescan (every folder listed)"])))
     rows.setdefault(f"same command, empty output (stopped after {limit} s)", []).append(
         timed(base + ["-o", str(fresh(work, "empty.csv")), "--resume", "--max-runtime", str(limit)]))
     nothing = work / "nothing"
@@ -219,6 +251,7 @@ def one_round(args: argparse.Namespace, base: list[str], work: Path, rows: dict,
         timed([*base[:4], str(nothing), *base[5:], "-o", str(fresh(work, "nothing.csv")), "--resume"]))
     for p in new:
         p.unlink()
+    new[0].parent.rmdir()
 
 
 def fresh(work: Path, name: str) -> Path:

@@ -158,9 +158,9 @@ class InferenceFailure(Exception):
     pipeline turns it into an ``error`` row (:meth:`Classifier.predictions` raises it)."""
 
 
-# What a request gives back: (the tag it was submitted with, its probabilities as an np.ndarray or
-# its InferenceFailure). Any: model/evaluate.py stores the second into a float array unchecked.
-Outcome = tuple[Any, Any]
+# What a request gives back: the tag it was submitted with, and its probabilities, or the
+# InferenceFailure that stands in their place (a caller checks which before using them).
+Outcome = tuple[Any, "np.ndarray | InferenceFailure"]
 
 
 def _first_line(exc: Exception) -> str:

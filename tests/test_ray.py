@@ -30,6 +30,10 @@ from edgeclass.modelfiles.folder import ModelDir
 RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE = str(100 * 1024 * 1024)  # small: a container's small /dev/shm is enough
+# a cluster that notices a SIGKILLed node in seconds (Ray's RayConfig, read from RAY_<name>); the
+# timeout stays generous so a node on a busy 2-core box is not declared dead while alive
+FAST_DEATH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "3000",
+              "RAY_health_check_failure_threshold": "3"}
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="pip install 'edgeclass[ray]'")
 
@@ -43,10 +47,10 @@ def _free_port() -> int:
 class Cluster:
     """A head node, and nodes joined to it, each a ``ray start --block`` process group."""
 
-    def __init__(self, cpus: int = 2):
+    def __init__(self, cpus: int = 2, env: dict | None = None):
         self.temp = tempfile.mkdtemp(prefix="ecray")  # short: Ray's socket paths must fit 107 bytes
         self.address = f"127.0.0.1:{_free_port()}"
-        self.env = {**os.environ, **RAY_ENV}
+        self.env = {**os.environ, **RAY_ENV, **(env or {})}
         self.nodes: list[subprocess.Popen] = []
         self.killed: list[subprocess.Popen] = []
         self._start("--head", "--port", self.address.split(":")[1], "--include-dashboard=false",
@@ -97,11 +101,13 @@ class Cluster:
     def stop(self) -> None:
         for proc in reversed(self.nodes):
             self._signal(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 3  # one grace period for all nodes, not one each
         for proc in reversed(self.nodes):
             try:
-                proc.wait(timeout=5)  # `ray start --block` may outlive its raylet: then SIGKILL
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pass
+                pass  # `ray start --block` may outlive its raylet
+        for proc in reversed(self.nodes):
             self._signal(proc, signal.SIGKILL)  # whatever of the node's group is left
             proc.wait()
         shutil.rmtree(self.temp, ignore_errors=True)
@@ -266,7 +272,9 @@ def test_killed_worker_node_then_killed_driver_then_resume_is_exact(trained_mode
     single = run_cli(*args[:4], "-o", str(tmp_path / "single.csv"), env={"OMP_NUM_THREADS": "1"})
     assert single.returncode == 0, single.stderr
 
-    cluster = Cluster(cpus=0)  # the head only drives: all classifying happens on the other nodes
+    # the head only drives: all classifying happens on the other nodes. A killed node is declared
+    # dead after 3 missed health checks 1 s apart (Ray's default: 5 missed, 3 s apart, ~20 s)
+    cluster = Cluster(cpus=0, env=FAST_DEATH)
     try:
         args += ["--ray", cluster.address]
         doomed = cluster.add_node(cpus=1)

@@ -8,15 +8,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgeclass.modelfiles.metadata import ModelMetadata
-from edgeclass.modelfiles.provenance import Int8Provenance
+from edgeclass.modelfiles.records import CalibrationRecord, GateRecord, LegacyGateRecord, TrainingReport, gate_record
 from edgeclass.results import Result
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+
+    from edgeclass.model.quantize import QuantizeReport
+    from edgeclass.run.bench import BenchReport
 
 
 def human_size(n: float) -> str:
@@ -49,67 +52,72 @@ def metadata_table(meta: ModelMetadata, title: str, model_id: str | None = None)
     )
     t.add_row("versions", ", ".join(f"{k} {v}" for k, v in sorted(meta.versions.items())))
     if meta.calibration:
-        c = meta.calibration
-        t.add_row(
-            "calibration",
-            f"{c['images_used']} images used of {c['images_available']} ({c['images_failed']} failed to decode), "
-            f"files sha256 {c['files_sha256'][:16]}…, NNCF {c['nncf']}, options {c['options']}",
-        )
-        if c.get("method"):
-            t.add_row("INT8 method", c["method"])
-        if c.get("reverted_to_float"):
-            t.add_row("kept in float", ", ".join(c["reverted_to_float"]))
-        cpu = Int8Provenance.from_calibration(c)
-        t.add_row("INT8 made for", cpu.made_for())
-        t.add_row("gate measured on", cpu.measured())
-    if meta.accuracy:
-        t.add_row("INT8 vs FP32", accuracy_line(meta.accuracy))
+        _calibration_rows(t, CalibrationRecord.from_record(meta.calibration))
+    gate = gate_record(meta.accuracy)
+    if gate is not None:
+        t.add_row("INT8 vs FP32", accuracy_line(gate))
     return t
 
 
-def _points(interval: dict) -> str:
-    return (f"{interval['estimate'] * 100:.2f} pt (95% CI {interval['low'] * 100:.2f} to "
-            f"{interval['high'] * 100:.2f})")
+def _calibration_rows(t: Table, c: CalibrationRecord) -> None:
+    t.add_row(
+        "calibration",
+        f"{c.images_used} images used of {c.images_available} ({c.images_failed} failed to decode), "
+        f"files sha256 {c.files_sha256[:16]}…, NNCF {c.nncf}, options {c.options}",
+    )
+    if c.method:
+        t.add_row("INT8 method", c.method)
+    if c.reverted_to_float:
+        t.add_row("kept in float", ", ".join(c.reverted_to_float))
+    t.add_row("INT8 made for", c.cpu.made_for())
+    t.add_row("gate measured on", c.cpu.measured())
 
 
-def _legacy_accuracy_line(a: dict) -> str:
+def _legacy_accuracy_line(a: LegacyGateRecord) -> str:
     """An INT8 record written by edgeclass 0.1 (top-1 agreement gate)."""
     line = (
-        f"top-1 agreement {a['top1_agreement'] * 100:.2f}%, mean |Δp| {a['mean_abs_prob_diff']:.5f} "
-        f"on {a['images']} images ({a['source']})"
+        f"top-1 agreement {a.top1_agreement * 100:.2f}%, mean |Δp| {a.mean_abs_prob_diff:.5f} "
+        f"on {a.images} images ({a.source})"
     )
-    if "passed" in a:
-        line += f"; gate {'PASSED' if a['passed'] else 'FAILED'} ({a['drop_kind']} {a['drop'] * 100:.2f} pt)"
+    if a.passed is not None:
+        line += f"; gate {'PASSED' if a.passed else 'FAILED'}"
+        if a.drop is not None:
+            line += f" ({a.drop_kind} {a.drop * 100:.2f} pt)"
     return line
 
 
-def accuracy_line(a: dict) -> str:
-    if "criterion" not in a:
+_VERDICT_WORD = {"passed": "PASSED", "inconclusive": "KEPT (inconclusive)", "refused": "REFUSED"}
+_VERDICT_STYLE = {"passed": "[green]passed[/]", "inconclusive": "[yellow]kept (inconclusive)[/]", "refused": "[red]REFUSED[/]"}
+
+
+def accuracy_line(record: GateRecord | LegacyGateRecord | dict[str, Any]) -> str:
+    """The INT8 gate's record in one line (a stored record, of this release or edgeclass 0.1)."""
+    a = gate_record(record) if isinstance(record, dict) else record
+    if a is None:
+        return ""
+    if isinstance(a, LegacyGateRecord):
         return _legacy_accuracy_line(a)
-    verdict = {"passed": "PASSED", "inconclusive": "KEPT (inconclusive)", "refused": "REFUSED"}[a["verdict"]]
-    line = (f"gate {verdict}: {a['criterion']} {_points(a['drop'])}, limit {a['limit'] * 100:.2f} pt; "
-            f"on {a['images']} {a['source']}; top-1 agreement {a['top1_agreement'] * 100:.2f}%")
-    if a.get("fp32_top1") is not None:
-        line += f"; top-1 accuracy FP32 {a['fp32_top1'] * 100:.2f}% INT8 {a['int8_top1'] * 100:.2f}%"
-    return line + "".join(f"; note: {n}" for n in a.get("notes", []))
+    line = (f"gate {_VERDICT_WORD[a.verdict]}: {a.criterion} {a.drop.as_points()}, limit {a.limit * 100:.2f} pt; "
+            f"on {a.images} {a.source}; top-1 agreement {a.top1_agreement * 100:.2f}%")
+    if a.top1_accuracies is not None:
+        line += f"; top-1 accuracy FP32 {a.top1_accuracies[0] * 100:.2f}% INT8 {a.top1_accuracies[1] * 100:.2f}%"
+    return line + "".join(f"; note: {n}" for n in a.notes)
 
 
-def agreement_table(a: dict) -> Table:
+def agreement_table(a: GateRecord) -> Table:
     from rich.table import Table
 
-    t = Table(title=f"INT8 vs FP32 on {a['images']} {a['source']}", title_justify="left")
+    t = Table(title=f"INT8 vs FP32 on {a.images} {a.source}", title_justify="left")
     t.add_column("measure")
     t.add_column("value", justify="right")
-    t.add_row(f"{a['criterion']} (limit {a['limit'] * 100:.2f} pt)", _points(a["drop"]))
-    if a["criterion"] != "expected accuracy drop":
-        t.add_row("expected accuracy drop (FP32 as soft labels)", _points(a["expected_drop"]))
-    if a.get("fp32_top1") is not None:
-        t.add_row("FP32 / INT8 top-1 accuracy", f"{a['fp32_top1'] * 100:.2f}% / {a['int8_top1'] * 100:.2f}%")
-    t.add_row("top-1 agreement", f"{a['top1_agreement'] * 100:.2f}%")
-    t.add_row("mean |p_int8 - p_fp32|", f"{a['mean_abs_prob_diff']:.5f}")
-    style = {"passed": "[green]passed[/]", "inconclusive": "[yellow]kept (inconclusive)[/]",
-             "refused": "[red]REFUSED[/]"}
-    t.add_row("gate", style[a["verdict"]])
+    t.add_row(f"{a.criterion} (limit {a.limit * 100:.2f} pt)", a.drop.as_points())
+    if a.criterion != "expected accuracy drop" and a.expected_drop is not None:
+        t.add_row("expected accuracy drop (FP32 as soft labels)", a.expected_drop.as_points())
+    if a.top1_accuracies is not None:
+        t.add_row("FP32 / INT8 top-1 accuracy", f"{a.top1_accuracies[0] * 100:.2f}% / {a.top1_accuracies[1] * 100:.2f}%")
+    t.add_row("top-1 agreement", f"{a.top1_agreement * 100:.2f}%")
+    t.add_row("mean |p_int8 - p_fp32|", f"{a.mean_abs_prob_diff:.5f}")
+    t.add_row("gate", _VERDICT_STYLE[a.verdict])
     return t
 
 
@@ -125,7 +133,7 @@ def files_table(files: list[Path]) -> Table:
     return t
 
 
-def bench_table(report) -> Table:
+def bench_table(report: BenchReport) -> Table:
     from rich.table import Table
 
     cpu = report.cpu
@@ -150,7 +158,7 @@ def bench_table(report) -> Table:
     return t
 
 
-def per_source_table(per_source: dict[str, dict]) -> Table:
+def per_source_table(per_source: dict[str, dict[str, Any]]) -> Table:
     from rich.table import Table
 
     t = Table(title="per video / stream", title_justify="left")
@@ -227,36 +235,34 @@ def is_interactive(console: Console) -> bool:
     return console.is_terminal and os.environ.get("TERM") != "dumb"
 
 
-def print_quantize_report(console: Console, report) -> None:
+def print_quantize_report(console: Console, report: QuantizeReport) -> None:
     """The INT8 gate's warnings, measurements and method."""
     for w in report.warnings:
         console.print(f"[yellow]warning:[/] {escape_markup(str(w))}", highlight=False)
-    console.print(agreement_table(report.gate.to_dict()))
+    console.print(agreement_table(GateRecord.from_record(report.gate.to_dict())))
     console.print(f"INT8 method: {report.method}", highlight=False)
     if report.reverted:
         console.print(f"kept in float by accuracy control: {', '.join(report.reverted)}", highlight=False)
 
 
-def _pct(value) -> str:
+def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
-def _training_table(report: dict):
+def _training_table(report: TrainingReport) -> Table:
     """Held-out summary of an `edgeclass train` report (report.json)."""
     from rich.table import Table
 
-    from edgeclass.model.train.evaluate_report import taken_for
-
-    h, t = report["heldout"], report["heldout"]["threshold"]
+    h, t = report.heldout, report.heldout.threshold
     table = Table(title="held-out evaluation (edgeclass train)", title_justify="left")
     for col in ("class", "precision", "recall", "images", "most often taken for"):
         table.add_column(col, justify="left" if col in ("class", "most often taken for") else "right")
-    for row, taken_as in zip(h["per_class"], taken_for(report)):
+    for row, taken_as in zip(h.per_class, report.taken_for()):
         taken = f"{taken_as[0]} ({taken_as[1]})" if taken_as else ""
-        table.add_row(escape_markup(row["label"]), _pct(row["precision"]), _pct(row["recall"]), str(row["support"]), escape_markup(taken))
-    table.caption = (f"temperature {report['calibration']['temperature']:.3f}; default --min-score {t['value']:.3f}: "
-                     f"{t['unknown']} of {h['images']} held-out images 'unknown', accuracy of the rest {_pct(t['accuracy_kept'])}; "
-                     f"{len(report.get('skipped') or [])} images skipped; details in report.html")
+        table.add_row(escape_markup(row.label), _pct(row.precision), _pct(row.recall), str(row.support), escape_markup(taken))
+    table.caption = (f"temperature {report.temperature:.3f}; default --min-score {t.value:.3f}: "
+                     f"{t.unknown} of {h.images} held-out images 'unknown', accuracy of the rest {_pct(t.accuracy_kept)}; "
+                     f"{report.skipped} images skipped; details in report.html")
     return table
 
 
@@ -268,8 +274,10 @@ def print_training_report(console: Console, model_dir: Path) -> None:
         print_training_summary(console, report)
 
 
-def print_training_summary(console: Console, report: dict) -> None:
-    h = report["heldout"]
-    console.print(f"trained ({report['mode']}) on {report['dataset']}: held-out accuracy {_pct(h['accuracy'])} on "
-                  f"{h['images']} images, {report['evaluated_precision']} model", highlight=False, soft_wrap=True)
+def print_training_summary(console: Console, record: TrainingReport | dict[str, Any]) -> None:
+    """The held-out summary of an `edgeclass train` report (typed, or as stored in report.json)."""
+    report = TrainingReport.from_record(record) if isinstance(record, dict) else record
+    h = report.heldout
+    console.print(f"trained ({report.mode}) on {report.dataset}: held-out accuracy {_pct(h.accuracy)} on "
+                  f"{h.images} images, {report.evaluated_precision} model", highlight=False, soft_wrap=True)
     console.print(_training_table(report))

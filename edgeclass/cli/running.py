@@ -61,6 +61,7 @@ def run(
     output_format: Annotated[Optional[OutputFormat], typer.Option("--format", help="Results format, instead of the --output extension.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip inputs already in --output (same path, size, mtime); append new rows.")] = False,
     redo_other_models: Annotated[bool, typer.Option("--redo-other-models", help="With --resume: classify again the inputs whose rows came from another model (or from before model ids); their old rows are replaced.")] = False,
+    rescan: Annotated[bool, typer.Option("--rescan", help="With --resume: list every folder, also those unchanged since a run found everything in them done (a file replaced in place is then found; this happens by itself once a day).")] = False,
     threads: Annotated[Optional[int], typer.Option(min=1, help="Cap on CPU cores used (inference threads and decode workers).")] = None,
     max_failures: Annotated[int, typer.Option(min=0, help="Failed inputs tolerated before the exit code is 1.")] = 0,
     max_runtime: Annotated[Optional[float], typer.Option(min=0.0, help="Stop cleanly after this many seconds (exit 124).")] = None,
@@ -108,7 +109,8 @@ def run(
             plan = plan_run(
                 inputs, model=model, precision=precision.value if precision else None, top_k=top_k,
                 min_score=min_score, output=output, format=output_format.value if output_format else None,
-                resume=resume, redo_other_models=redo_other_models, threads=threads, max_failures=max_failures,
+                resume=resume, redo_other_models=redo_other_models, rescan=rescan, threads=threads,
+                max_failures=max_failures,
                 max_runtime=max_runtime, max_pixels=max_pixels, reduced_decode=reduced_decode, cache_dir=cache_dir,
                 no_cache=no_cache, summary_json=summary_json, metrics_file=metrics_file, quiet_libraries=not verbose,
                 every=every, every_frame=every_frame, max_frames=max_frames, keyframes=keyframes,

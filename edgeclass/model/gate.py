@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from edgeclass.modelfiles.records import Interval as Interval  # the stored form (compare uses it too)
+
 CONFIDENCE = 0.95
 RESAMPLES = 4000
 FEW_IMAGES = 100  # below this many checked images the check is called weak
@@ -32,18 +34,6 @@ FEW_IMAGES = 100  # below this many checked images the check is called weak
 PASSED, INCONCLUSIVE, REFUSED = "passed", "inconclusive", "refused"
 ACCURACY_DROP = "accuracy drop"
 EXPECTED_DROP = "expected accuracy drop"
-
-
-@dataclass(frozen=True)
-class Interval:
-    """An estimate (a fraction: 0.01 = 1 point) and its 95 % bootstrap interval."""
-
-    estimate: float
-    low: float
-    high: float
-
-    def as_points(self) -> str:
-        return f"{self.estimate * 100:.2f} pt (95% CI {self.low * 100:.2f} to {self.high * 100:.2f})"
 
 
 def bootstrap_mean(values: np.ndarray, seed: int = 0) -> Interval:

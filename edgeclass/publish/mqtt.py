@@ -9,6 +9,10 @@ from its oldest pending message, in order, so a subscriber sees every row at lea
 order per source (duplicates carry the same ``id``). The outbox, not paho's in-memory queue, is
 what is sent. The last will marks the availability topic ``offline`` if the process dies.
 
+Cost (docs/publishing.md#cost): rows go in rounds (``LINGER_S``, or half a window), each corked
+into a few TCP segments; paho's network loop is driven here (:meth:`MqttSender._pump`), without
+the wake-up socket pair its ``loop()`` writes to on every ``publish``.
+
 A message the broker cannot take is undeliverable (marked in the outbox, counted, said; the
 others go on): over the maximum packet size the broker announced in its CONNACK; a PUBACK with
 a failure reason code; or the oldest message in flight each time the broker ended the
@@ -18,6 +22,8 @@ connection with a protocol error or "packet too large", ``POISON_AFTER`` times i
 
 from __future__ import annotations
 
+import select
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -81,8 +87,8 @@ class MqttSender(Sender):
         busy = self._inflight or self._states_inflight or self.outbox.pending(self._cursor, 1)
         if not busy and not self._send_states(idle=self.flushing):  # flushing: every state is its latest row
             self.outbox.wait(self._cursor, STATE_EVERY_S if self._states_due else 0.5)
-        self.linger()  # rows and acknowledgements gather: a few wake-ups a second, not one per row
-        rc = self.client.loop(0.01 if self.flushing else 0.0)
+        self.linger(self._cursor + max(1, self.options.window // 2))  # rows and acknowledgements gather
+        rc = self._pump(0.01 if self.flushing and (self._inflight or self._states_inflight) else 0.0)
         self._settle_acks()
         if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS,) or not self._connected:
             self._lost(f"connection lost ({paho.error_string(rc) if rc else 'closed by the broker'}); reconnecting")
@@ -104,7 +110,7 @@ class MqttSender(Sender):
             return False
         deadline = time.monotonic() + self.options.ack_timeout_s
         while self._connack is None and time.monotonic() < deadline and not self.stopping:
-            if self.client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS and self._connack is None:
+            if self._pump(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS and self._connack is None:
                 break
         return self._connected_or_why()
 
@@ -112,6 +118,7 @@ class MqttSender(Sender):
         code = self._connack
         if code is not None and not code.is_failure:
             self._connected, self._announced = True, set()
+            _set_option(self.client.socket(), socket.TCP_NODELAY, True)  # rounds are corked; the last one not held back
             self.client.publish(topics.availability_topic(self.target.prefix), topics.ONLINE, qos=1, retain=True)
             return True
         self._drop_socket()
@@ -125,7 +132,42 @@ class MqttSender(Sender):
             self.episodes.fail("refused", f"the broker refused the connection: {code}; rows wait in the outbox")
         return False
 
+    def _pump(self, timeout: float) -> MQTTErrorCode:
+        """paho's ``loop()`` without its wake-up socket pair, which costs a ``send`` per
+        ``publish`` (this thread is the only one that publishes): wait for the socket, read
+        (PUBACKs...), write what is queued, keepalive."""
+        c = self.client
+        sock = c.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        buffered = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0  # TLS bytes already read
+        if self.flushing:  # the end of the run: acknowledge the broker's segments at once, so its
+            # PUBACKs are not held back by Nagle's algorithm waiting for our delayed ACK (40 ms)
+            _set_option(sock, getattr(socket, "TCP_QUICKACK", None), True)
+        try:
+            readable, writable, _ = select.select([sock], [sock] if c.want_write() else [], [],
+                                                  0.0 if buffered else timeout)
+        except (OSError, ValueError, TypeError):
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        for ready, work in ((readable or buffered, c.loop_read), (writable, c.loop_write)):
+            if ready:
+                rc = work()
+                if rc or c.socket() is None:
+                    return rc
+        return c.loop_misc()
+
     def _send(self) -> None:
+        """Publish what fits in the window, then the states due, corked: the round goes out in
+        a few TCP segments, not one per message (the broker wakes once, not per row)."""
+        sock = self.client.socket()
+        _set_option(sock, getattr(socket, "TCP_CORK", None), True)
+        try:
+            self._send_results()
+            self._send_states(idle=False)
+        finally:
+            _set_option(sock, getattr(socket, "TCP_CORK", None), False)
+
+    def _send_results(self) -> None:
         room = self.options.window - len(self._inflight)
         for msg in self.outbox.pending(self._cursor, room) if room > 0 else ():
             self._cursor = msg.id
@@ -136,7 +178,6 @@ class MqttSender(Sender):
             info = self.client.publish(topics.result_topic(self.target.prefix, msg.source_id), msg.body, qos=1)
             self._inflight[info.mid] = (msg.id, time.monotonic())
             self._states_due[msg.source_id] = msg
-        self._send_states(idle=False)
 
     def _send_states(self, idle: bool) -> bool:
         """The retained state of each source whose latest row went out: at most every
@@ -205,7 +246,7 @@ class MqttSender(Sender):
         self._connected = False
         try:
             self.client.disconnect()
-            self.client.loop(0.0)
+            self._pump(0.0)
         except (OSError, ValueError):
             pass
 
@@ -217,7 +258,7 @@ class MqttSender(Sender):
                                        retain=True)
             deadline = time.monotonic() + 1.0
             while not info.is_published() and time.monotonic() < deadline:
-                self.client.loop(0.05)
+                self._pump(0.05)
         self._drop_socket()
 
     # ------------------------------------------------------------------ paho's callbacks (this thread)
@@ -251,6 +292,18 @@ class MqttSender(Sender):
         for mid, code in self._refused:
             self.outbox.done([mid], f"the broker refused it: {code} (e.g. over its message_size_limit)")
         self._refused = []
+
+
+def _set_option(sock: Any, option: int | None, on: bool) -> None:
+    """A TCP option on the client's socket: TCP_CORK (Linux: small writes held back until
+    uncorked, so a round goes out in a few segments), TCP_NODELAY (no Nagle delay for what is
+    not corked). Nothing where the option or the socket is missing."""
+    if sock is None or option is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(on))
+    except (OSError, ValueError):
+        pass
 
 
 def _why(exc: BaseException) -> str:

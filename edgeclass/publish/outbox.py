@@ -17,9 +17,14 @@ Each record is one ``write`` at the end of the file's intact part; a torn last l
 the middle of a write) is cut off when the file is opened. Records are fsynced at most every
 ``EDGECLASS_SYNC_EVERY_S`` seconds (10, the resume journal's policy) and at close: a kill -9
 loses nothing (the data is in the page cache), a power cut at most that window. When the
-delivered and dropped records outnumber the pending ones (and at close), the file is rewritten
-to the pending messages alone with :func:`edgeclass.atomic.write_bytes` (a kill during it leaves
-the old file or the new one). Pending messages are bounded (``max_pending``), so the file is too.
+delivered and dropped records outnumber the pending ones (beyond ``COMPACT_MIN``), and when it is
+opened, the file is rewritten to the pending messages alone with
+:func:`edgeclass.atomic.write_bytes` (a kill during it leaves the old file or the new one); at
+close it is only fsynced (the end of a run does not wait for a rewrite). Pending messages are
+bounded (``max_pending``), so the file is too.
+
+The run's thread (:meth:`Outbox.add`) only encodes and writes its record: the fsyncs and the
+rewrites are the sender's (:meth:`Outbox.done`, :meth:`Outbox.upkeep`), off the classifier's path.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ SYNC_EVERY_S = float(os.environ.get("EDGECLASS_SYNC_EVERY_S", "10"))
 COMPACT_MIN = 1000  # garbage records tolerated before a rewrite, whatever the pending count
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     id: int
     source_id: str
@@ -98,11 +103,13 @@ class Outbox:
         self._sync_every_s, self._last_sync = sync_every_s, time.monotonic()
         self._cond = threading.Condition()
         self._fd: int | None = None
+        self._at = 0  # the end of the file's intact part (where the next record goes)
         self._garbage = 0
         self.dropped = self.undeliverable = self.delivered = 0  # this run
         self._dropping = self._said_undeliverable = self._woken = False
         self._pending: dict[int, Message] = {}
         self._next = 1
+        self._wanted: int | None = None  # a sender waits for a message with an id above this (None: none waits)
         if path is not None:
             self._open(path)
         self.carried = len(self._pending)  # pending from earlier runs, sent first
@@ -124,16 +131,17 @@ class Outbox:
             msg = Message(self._next, source_id, dumps({"id": self._next, **fields}))
             self._next += 1
             self._pending[msg.id] = msg
-            self._record(f"M\t{msg.id}\t{source_id}\t{msg.body}\n")
+            self._record(f"M\t{msg.id}\t{source_id}\t{msg.body}\n", upkeep=False)
             while len(self._pending) > self.max_pending:
                 self._drop_oldest()
-            self._cond.notify_all()
+            if self._wanted is not None and msg.id > self._wanted:  # not a wake-up per row
+                self._cond.notify_all()
             return msg
 
     def _drop_oldest(self) -> None:
         oldest = next(iter(self._pending))
         del self._pending[oldest]
-        self._record(f"X\t{oldest}\n", garbage=2)
+        self._record(f"X\t{oldest}\n", garbage=2, upkeep=False)
         self.dropped += 1
         if not self._dropping:
             self._dropping = True
@@ -158,8 +166,9 @@ class Outbox:
     def wait(self, after: int, timeout: float) -> None:
         """Sleep until a message with an id above ``after`` is pending (or ``timeout``)."""
         with self._cond:
+            self._wanted = after
             self._cond.wait_for(lambda: self._woken or (self._next - 1 > after and bool(self._pending)), timeout)
-            self._woken = False
+            self._woken, self._wanted = False, None
 
     def wake(self) -> None:
         """End a :meth:`wait` now (the sender is stopping)."""
@@ -191,30 +200,46 @@ class Outbox:
             return len(self._pending)
 
     # ------------------------------------------------------------------ the file
-    def _record(self, line: str, garbage: int = 0) -> None:
-        """Append one record (called with the lock held); an outbox that cannot be written goes
-        on in memory, said once."""
+    def _record(self, line: str, garbage: int = 0, upkeep: bool = True) -> None:
+        """Append one record (called with the lock held), then (``upkeep``: on the sender's
+        thread) compact or fsync when due; an outbox that cannot be written goes on in memory,
+        said once."""
         self._garbage += garbage
         if self._fd is None:
             return
         data = line.encode("utf-8", "backslashreplace")
         try:
-            at = os.lseek(self._fd, 0, os.SEEK_CUR)
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(self._fd, view):]
             except OSError:
-                os.ftruncate(self._fd, at)
-                os.lseek(self._fd, at, os.SEEK_SET)
+                os.ftruncate(self._fd, self._at)
+                os.lseek(self._fd, self._at, os.SEEK_SET)
                 raise
-            if self._garbage > max(COMPACT_MIN, 2 * len(self._pending)):
-                self._rewrite()
-            elif time.monotonic() - self._last_sync >= self._sync_every_s:
-                os.fsync(self._fd)
-                self._last_sync = time.monotonic()
+            self._at += len(data)
+            if upkeep:
+                self._upkeep()
         except OSError as exc:
             self._lose_file(exc)
+
+    def _upkeep(self) -> None:
+        """Compact when the garbage outnumbers the pending messages, else fsync when due (lock held)."""
+        if self._fd is None:
+            return
+        if self._garbage > max(COMPACT_MIN, 2 * len(self._pending)):
+            self._rewrite()
+        elif time.monotonic() - self._last_sync >= self._sync_every_s:
+            os.fsync(self._fd)
+            self._last_sync = time.monotonic()
+
+    def upkeep(self) -> None:
+        """The sender's periodic care: what :meth:`add` leaves (fsync, compaction of dropped rows)."""
+        with self._cond:
+            try:
+                self._upkeep()
+            except OSError as exc:
+                self._lose_file(exc)
 
     def _rewrite(self) -> None:
         """The file holding only the pending messages (atomic: a kill leaves old or new)."""
@@ -227,7 +252,7 @@ class Outbox:
             self._fd = None
         atomic.write_bytes(path, "".join(lines).encode("utf-8", "backslashreplace"))
         self._fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
-        os.lseek(self._fd, 0, os.SEEK_END)
+        self._at = os.lseek(self._fd, 0, os.SEEK_END)
         self._garbage, self._last_sync = 0, time.monotonic()
 
     def _lose_file(self, exc: OSError) -> None:
@@ -249,12 +274,13 @@ class Outbox:
                     self._lose_file(exc)
 
     def close(self) -> None:
-        """Compact (or fsync) and close; pending messages stay in the file for the next run."""
+        """Compact when due, else fsync, and close; pending messages stay in the file for the
+        next run (which compacts it when it opens it)."""
         with self._cond:
             if self._fd is None:
                 return
             try:
-                if self._garbage:
+                if self._garbage > max(COMPACT_MIN, 2 * len(self._pending)):
                     self._rewrite()
                 else:
                     os.fsync(self._fd)

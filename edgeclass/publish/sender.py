@@ -3,7 +3,6 @@ delivery options, and failure episodes (one stderr line per episode, not per row
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -11,8 +10,7 @@ from dataclasses import dataclass
 
 from edgeclass.publish.outbox import Outbox
 
-LINGER_S = 0.05  # a row waits at most this long for others to go with it (fewer wake-ups, fewer GIL hand-offs)
-NICE = 10  # the sender thread's niceness (its messages wait a little; inference does not)
+LINGER_S = 0.2  # a row waits at most this long for others to go with it (a round ends early at half a window)
 GIVE_UP_AFTER = 3  # failed attempts in a row after which the end of a run stops waiting for a target
 _SLOW_FAILURES = {"no-ack", "no-connack", "timeout"}  # each took the acknowledgement timeout
 
@@ -23,7 +21,7 @@ class SendOptions:
     ack_timeout_s: float = 10.0  # CONNACK / PUBACK / the HTTP response
     retry_min_s: float = 0.5  # backoff between attempts: doubles up to retry_max_s
     retry_max_s: float = 5.0
-    window: int = 100  # MQTT messages in flight (sent, not acknowledged): with LINGER_S, up to 2,000 rows/s
+    window: int = 100  # MQTT messages in flight (sent, not acknowledged); a round ends early at half of it
     batch: int = 100  # webhook rows per POST
     discovery: bool = False  # Home Assistant MQTT discovery configs
     model: str = ""  # the device model in discovery configs (the model's name)
@@ -73,25 +71,26 @@ class Sender(threading.Thread):
         self._stop_event = threading.Event()
         self._delay = options.retry_min_s
         self.flushing = False  # the end of the run: send everything now (MQTT: the last states)
-        self._nudge = threading.Event()  # ends a linger: the run is ending
 
     def run(self) -> None:
-        try:  # Linux: this thread only; the classifier's threads come first on a busy box
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        except (AttributeError, OSError):
-            pass
+        # Not niced: a niced thread that holds the GIL is descheduled by the busy inference
+        # threads, and every Python thread of the run waits for it (measured: 0.975 of the
+        # images/s without --publish niced at 10, 0.99 not niced). Few rounds a second instead.
         while not self._stop_event.is_set():
             if self.step():
                 self._delay = self.options.retry_min_s
             else:
                 self._stop_event.wait(self._delay)
                 self._delay = min(self._delay * 2, self.options.retry_max_s)
+            self.outbox.upkeep()  # fsync and compaction: here, not on the run's thread
         self.finish()
 
-    def linger(self) -> None:
-        """After a wake-up, wait ``LINGER_S`` for more rows (not at the end of the run)."""
-        if not self.flushing:
-            self._nudge.wait(LINGER_S)
+    def linger(self, until: int) -> None:
+        """After a round, wait ``LINGER_S`` for more rows, or until message ``until`` is queued
+        (not at the end of the run): a few rounds a second, each of many rows, so the thread
+        wakes (and takes the GIL) a few times a second, not once per row."""
+        if not self.flushing and not self.stopping:
+            self.outbox.wait(until - 1, LINGER_S)
 
     def step(self) -> bool:
         """One round of work; False after a failure (the thread backs off before the next)."""
@@ -120,16 +119,14 @@ class Sender(threading.Thread):
         """Wait until nothing is pending, the target is :attr:`down`, or ``timeout_s``; the pending count."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         self.flushing = True
-        self._nudge.set()
         self.outbox.wake()
         while (self.outbox.count or not self.settled) and time.monotonic() < deadline and self.is_alive() \
                 and not self.down:
-            time.sleep(0.02)
+            time.sleep(0.002)
         return self.outbox.count
 
     def stop(self, join_s: float = 2.0) -> None:
         self._stop_event.set()
-        self._nudge.set()
         self.outbox.wake()
         if self.is_alive() and join_s > 0:
             self.join(join_s)

@@ -23,6 +23,7 @@ Home Assistant ``node_id``/``object_id``. Example: ``rtsp://u:pw@10.0.0.5/cam1``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -34,6 +35,8 @@ DISCOVERY_PREFIX = "homeassistant"  # Home Assistant's default discovery_prefix
 ONLINE, OFFLINE = "online", "offline"
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")
 SLUG_CHARS = 40
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # made once, not per row
+_JSON_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 
 
 def without_credentials(name: str) -> str:
@@ -56,8 +59,14 @@ def slug(text: str, keep: int = SLUG_CHARS) -> str:
 
 def source_id(name: str) -> str:
     """The topic-safe id of a source (see the module's docstring)."""
+    return source_identity(name)[0]
+
+
+@functools.lru_cache(maxsize=4096)  # rows come from a few sources: made once per source, not per row
+def source_identity(name: str) -> tuple[str, str]:
+    """A source's id and its name without credentials."""
     clean = without_credentials(name)
-    return f"{slug(clean)}-{hashlib.sha256(clean.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+    return f"{slug(clean)}-{hashlib.sha256(clean.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}", clean
 
 
 def node_id(prefix: str) -> str:
@@ -88,8 +97,7 @@ def result_fields(row: Mapping[str, Any], source_name: str) -> dict[str, Any]:
     ``label``/``score`` (top 1; null when the row failed)."""
     fields = dict(row)
     ok = fields.get("status") == "ok"
-    fields["source_id"] = source_id(source_name)
-    fields["source_name"] = without_credentials(source_name)
+    fields["source_id"], fields["source_name"] = source_identity(source_name)
     fields["label"] = fields.get("top1_label") if ok else None
     fields["score"] = fields.get("top1_score") if ok else None
     return fields
@@ -104,11 +112,13 @@ def state_payload(message: Mapping[str, Any]) -> dict[str, Any]:
 def dumps(payload: Mapping[str, Any]) -> str:
     """JSON on one line (control characters escaped), UTF-8 text kept as it is (text that is
     not valid UTF-8, e.g. a lone surrogate from an odd file name: escaped as ``\\uXXXX``)."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = _JSON.encode(payload)
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(payload, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+        return _JSON_ASCII.encode(payload)
     return text
 
 

@@ -17,6 +17,14 @@ tab-separated record per line:
     that is the same) and the rest (the first record a process writes shares 0).
 * ``L <pos>``: rows of live sources (streams, cameras) committed up to ``pos``.
 * ``S <pos>``: a checkpoint: output and journal were fsynced with everything up to ``pos``.
+* ``F <pos> <state> <listed_at> <model> <dev> <ino> <mtime> <ctime> <inputs> <other> <children> <path>``:
+  a folder a ``--resume`` run listed (:class:`FolderRecord`), appended at the end of the run
+  after its last checkpoint (``pos``: that checkpoint's). The latest record of a path wins.
+  ``state`` ``s``: settled (every input it held when listed at ``listed_at`` ns, by the run's
+  ``model``, is done and stays done while unchanged: a later run need not list it while its
+  ``dev``, ``ino``, ``mtime`` and ``ctime`` (ns) are the same); ``u``: it must be listed.
+  ``inputs``/``other``: how many inputs it held, and of them made by another model; ``children``:
+  its child folders' names, escaped, joined by ``/``; ``path``: its identity, escaped.
 
 A ``D`` record is about 70-90 bytes (a 60-character path, 2 records in a folder in a row).
 :func:`read_digest` reads what a ``--resume`` run needs (positions, hashes, statuses, models) with
@@ -104,14 +112,32 @@ def journal_path(output: Path) -> Path:
     return output.with_name(output.name + ".journal")
 
 
+@dataclass(frozen=True)
+class FolderRecord:
+    """What a ``--resume`` run learnt of a folder it listed (an ``F`` record)."""
+
+    path: str  # its identity: absolute, normalised, as the listing reached it
+    settled: bool  # every input in it done (and staying done while it is unchanged)
+    listed_at: int  # time.time_ns() when the pass that listed it began
+    model: str  # the run's model (columns.model_text)
+    dev: int
+    ino: int
+    mtime_ns: int
+    ctime_ns: int
+    inputs: int  # inputs it held (a run that need not list it counts them as skipped)
+    other: int  # of them, rows by another model
+    children: tuple[str, ...] = ()  # its child folders' names
+
+
 @dataclass
 class Record:
-    kind: str  # "D", "L" or "S"
+    kind: str  # "D", "L", "S" or "F"
     pos: int
     key: SourceKey | None = None
     status: str = ""
     model: str = ""  # the rows' model (columns.model_text of its id); "" made before model ids
     hashes: tuple[int, int] | None = field(default=None, compare=False)  # (identity, key) as read
+    folder: FolderRecord | None = None  # an F record's
 
     def id_and_key(self) -> tuple[int, int]:
         """The record's identity and key hashes (made from ``key`` once when not read)."""
@@ -133,6 +159,8 @@ class _Encoder:
         self.model: str | None = None
 
     def line(self, r: Record) -> str:
+        if r.kind == "F" and r.folder is not None:
+            return folder_line(r.pos, r.folder)
         if r.kind != "D" or r.key is None:
             return f"{r.kind}\t{r.pos}\n"
         text = escape_source(r.key.identity, controls=True)
@@ -142,6 +170,30 @@ class _Encoder:
         idh, kh = r.id_and_key()
         self.text, self.model = text, r.model
         return f"D\t{r.pos}\t{idh & _MASK:016x}\t{kh & _MASK:016x}\t{r.status}\t{model}\t{shared}\t{text[shared:]}\n"
+
+
+def folder_line(pos: int, f: FolderRecord) -> str:
+    """An ``F`` record's line."""
+    children = "/".join(escape_source(c, controls=True) for c in f.children)
+    return (f"F\t{pos}\t{'s' if f.settled else 'u'}\t{f.listed_at}\t{f.model}\t{f.dev}\t{f.ino}\t{f.mtime_ns}\t"
+            f"{f.ctime_ns}\t{f.inputs}\t{f.other}\t{children}\t{escape_source(f.path, controls=True)}\n")
+
+
+def parse_folder(parts: list[str]) -> Record | None:
+    """An ``F`` line's fields (split at tabs) as a Record; None: not a well-formed one."""
+    if len(parts) != 13 or parts[0] != "F" or parts[2] not in ("s", "u") or not parts[12]:
+        return None
+    if not (parts[1].isascii() and parts[1].isdigit()):  # as the fast reader reads positions
+        return None
+    try:
+        nums = [int(parts[i]) for i in (1, 3, 5, 6, 7, 8, 9, 10)]
+    except ValueError:
+        return None
+    children = tuple(source_to_path(c) for c in parts[11].split("/")) if parts[11] else ()
+    dev, ino, mtime, ctime, inputs, other = nums[2:]
+    folder = FolderRecord(source_to_path(parts[12]), parts[2] == "s", nums[1], parts[4], dev, ino, mtime, ctime,
+                          inputs, other, children)
+    return Record("F", nums[0], folder=folder)
 
 
 class _Decoder:
@@ -154,6 +206,8 @@ class _Decoder:
         try:
             if parts[0] in ("L", "S") and len(parts) == 2:
                 return Record(parts[0], int(parts[1]))
+            if parts[0] == "F":
+                return parse_folder(parts)
             if parts[0] != "D":
                 return None
             if self.version == 4:
@@ -312,6 +366,7 @@ class Digest:
     status_names: list[str]
     model_names: list[str]
     header: int  # bytes of the first line
+    folders: list[tuple[int, FolderRecord]] = field(default_factory=list)  # F records: (record index, record)
 
 
 def read_digest(path: Path) -> Digest:
@@ -320,6 +375,7 @@ def read_digest(path: Path) -> Digest:
     parts: list[tuple] = []
     names: dict[str, list[str]] = {"status": [], "model": []}
     last_model = [-1]
+    folders: list[tuple[int, FolderRecord]] = []
     with open(path, "rb") as fh:
         header = len(fh.readline())
         offset, carry = header, b""
@@ -331,7 +387,9 @@ def read_digest(path: Path) -> Digest:
                 break
             if cut:
                 piece = _parse_chunk(data[:cut], offset, names, last_model)
-                parts.append(piece)
+                done = sum(len(p[0]) for p in parts)
+                folders += [(done + i, f) for i, f in piece[-2]]
+                parts.append(piece[:-2] + piece[-1:])
                 if piece[-1]:  # a damaged line: the intact part ends here
                     break
             offset, carry = offset + cut, data[cut:]
@@ -344,25 +402,33 @@ def read_digest(path: Path) -> Digest:
         a.append(np.concatenate([c[j] for c in columns]) if columns else np.zeros(0, t))
         for c in columns:
             c[j] = None
-    return Digest(a[0], a[1], a[2], a[3], a[4], a[5], a[6], names["status"], names["model"], header)
+    return Digest(a[0], a[1], a[2], a[3], a[4], a[5], a[6], names["status"], names["model"], header, folders)
 
 
 def _parse_chunk(data: bytes, offset: int, names: dict[str, list[str]], last_model: list[int]) -> tuple:
     """Whole lines ``data`` (starting at byte ``offset`` of the file) -> the :class:`Digest`
-    columns and whether a damaged line stopped it."""
+    columns, the F records (index in the chunk, record) and whether a damaged line stopped it."""
     arr = np.frombuffer(data, np.uint8)
     nl = np.flatnonzero(arr == 10)
     starts = np.concatenate(([0], nl[:-1] + 1)).astype(np.int64)
     tabs = np.append(np.flatnonzero(arr == 9), len(arr) + 1)
     first = np.searchsorted(tabs, starts)
     kinds = arr[starts] if len(arr) else np.zeros(0, np.uint8)
-    is_d = kinds == ord("D")
+    is_d, is_f = kinds == ord("D"), kinds == ord("F")
     t = [tabs[np.minimum(first + j, len(tabs) - 1)] for j in range(8)]
-    ok = (t[0] == starts + 1) & ((kinds == ord("L")) | (kinds == ord("S")) | is_d)
-    ok &= np.where(is_d, (t[6] < nl) & (t[7] > nl) & (t[2] - t[1] == 17) & (t[3] - t[2] == 17), t[1] > nl)
-    pos_end = np.where(is_d, t[1], nl)
+    ok = (t[0] == starts + 1) & ((kinds == ord("L")) | (kinds == ord("S")) | is_d | is_f)
+    ok &= np.where(is_d, (t[6] < nl) & (t[7] > nl) & (t[2] - t[1] == 17) & (t[3] - t[2] == 17),
+                   np.where(is_f, t[1] < nl, t[1] > nl))
+    pos_end = np.where(is_d | is_f, t[1], nl)
     pos, pos_ok = _decimal(arr, t[0] + 1, pos_end)
     ok &= pos_ok
+    folders = []
+    for i in np.flatnonzero(is_f & ok):  # a few: decoded here
+        rec = parse_folder(bytes(arr[starts[i]:nl[i]]).decode("utf-8", "surrogateescape").split("\t"))
+        if rec is None or rec.folder is None:
+            ok[i] = False
+            break
+        folders.append((int(i), rec.folder))
     d = np.flatnonzero(is_d & ok)
     ids, ids_ok = _hex64(arr, t[1][d] + 1)
     keys, keys_ok = _hex64(arr, t[2][d] + 1)
@@ -374,7 +440,7 @@ def _parse_chunk(data: bytes, offset: int, names: dict[str, list[str]], last_mod
     status = _names(arr, t[3][d] + 1, t[4][d], names["status"])
     model = _models(arr, t[4][d] + 1, t[5][d], names["model"], last_model)
     return (kinds[:n].copy(), pos[:n], (nl[:n] + 1 + offset).astype(np.int64), ids[:m], keys[:m], status, model,
-            n < len(ok))
+            [(i, f) for i, f in folders if i < n], n < len(ok))
 
 
 def _decimal(arr: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -106,7 +106,7 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
-def open_ledger(output: Path | None, fmt: Format | str, top_k: int, resume: bool, stdout: IO | None,
+def open_ledger(output: Path | None, fmt: Format | str, top_k: int, resume: bool, stdout: IO[str] | None,
                 event: Callable[[str], None], model: str = "", redo_other_models: bool = False) -> Ledger:
     """The ledger of one run: ``output`` None writes to ``stdout``; ``event`` receives messages
     for the user (a taken-over lock, what resume cut or upgraded); ``model`` is the run's model
@@ -313,6 +313,9 @@ class JournaledLedger:
         try:
             if self.writer.position() != self._committed:
                 self.writer.truncate(self._committed)  # a video cut short: redone next time
+            if self.state.folders is not None:  # the folders this run listed (run/folders.py)
+                for folder in self.state.folders.to_write(clean):
+                    self.journal.add(Record("F", self._committed, folder=folder))
             self._checkpoint()
         except OSError as exc:
             raise self._failure(exc) from exc

@@ -53,6 +53,7 @@ class RunChoices:
     format: str | None = None  # None: from the output's extension
     resume: bool = False
     redo_other_models: bool = False
+    rescan: bool = False  # --resume: list every folder, even those unchanged since a run settled them
     threads: int | None = None  # None: every core this process may use
     max_failures: int = 0
     max_runtime: float | None = None
@@ -211,6 +212,8 @@ def _checked(c: RunChoices, planned_at: float) -> RunPlan:
         raise UsageError("--keyframes samples by time (--every); it cannot be combined with --every-frame")
     if c.redo_other_models and not c.resume:
         raise UsageError("--redo-other-models goes with --resume (it redoes rows already in --output)")
+    if c.rescan and not c.resume:
+        raise UsageError("--rescan goes with --resume (without it every folder is listed anyway)")
     sort = sort_options(_path(c.copy_into), _path(c.link_into), c.hardlink, c.move)
     publish = publish_settings(c.publish, c.publish_headers, c.publish_discovery, c.publish_max_pending)
     if c.ray is not None:
@@ -226,7 +229,7 @@ def _checked(c: RunChoices, planned_at: float) -> RunPlan:
                            open_timeout_s=c.open_timeout, read_timeout_s=c.read_timeout, reconnects=c.reconnects,
                            rtsp_tcp=c.rtsp_tcp, keyframes=c.keyframes, frozen_after_s=c.frozen_after,
                            blank_after_s=c.blank_after, reduced=c.reduced_decode, decoder_threads=c.threads or 0),
-        format=fmt, min_score=c.min_score, sort=sort, redo_other_models=c.redo_other_models,
+        format=fmt, min_score=c.min_score, sort=sort, redo_other_models=c.redo_other_models, rescan=c.rescan,
         metrics_file=_path(c.metrics_file), quiet_libraries=c.quiet_libraries, publish=publish,
     )
     cache_dir = None if c.no_cache else (_path(c.cache_dir) or default_cache_dir())

@@ -18,7 +18,7 @@ import importlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from edgeclass import __version__
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, UsageError
@@ -28,8 +28,17 @@ from edgeclass.publish.target import MqttTarget, parse_targets
 from edgeclass.results import Result
 from edgeclass.run.output.columns import header, model_text, row_values
 
-if TYPE_CHECKING:
-    from edgeclass.run.runner import RunModel, RunSummary
+
+class RunOutcome(Protocol):
+    """What :func:`publish_outcome` sets on the run's summary (a :class:`~edgeclass.run.runner.RunSummary`:
+    this module stays below the runner that calls it)."""
+
+    publish: list[dict]
+    note: str | None
+    exit_code: int
+
+
+S = TypeVar("S", bound=RunOutcome)
 
 STOPPED_WAIT_S = 0.5  # after SIGTERM / --max-runtime: acknowledgements already on their way, no more
 
@@ -86,16 +95,16 @@ class RunPublisher:
 
 
 def open_publisher(settings: PublishSettings | None, output: Path | None, top_k: int, inputs: Sequence[str],
-                   model: RunModel, say: Callable[[str], None]) -> RunPublisher | None:
+                   model_id: str, model_name: str, say: Callable[[str], None]) -> RunPublisher | None:
     """The run's publisher (None without ``--publish``); opened once the output's lock is held
     (the outboxes live beside the output)."""
     if settings is None:
         return None
     live = any(classify_path(i) in ("stream", "camera") for i in inputs)
-    return RunPublisher(settings, output, top_k, model.model_id, model.metadata.model_name, say, live)
+    return RunPublisher(settings, output, top_k, model_id, model_name, say, live)
 
 
-def publish_outcome(summary: RunSummary, reports: list[TargetReport]) -> RunSummary:
+def publish_outcome(summary: S, reports: list[TargetReport]) -> S:
     """The summary with the publishing reports: rows pending at the end make a run that was
     going to exit 0 exit 1, and the note says how many (also with -q)."""
     if not reports:

@@ -25,7 +25,8 @@ their old rows superseded as above.
 What is done is held as a :class:`DoneSet` (sorted hashes from the journal's records, 17 bytes
 an input: a run over a million done inputs costs its listing, not its output's history), looked
 up once per listed input (:meth:`ResumeState.entry`), with the identity and ``stat`` the folder
-listing took. A journal of the release before hashed keys (``edgeclass-journal 3``) is
+listing took. The journal's folder records (the latest of each folder: ``folder_records``) let a
+run skip folders unchanged since a run settled them (:mod:`edgeclass.run.folders`). A journal of the release before hashed keys (``edgeclass-journal 3``) is
 rewritten once as this version (a temporary renamed over it: a kill leaves the old one).
 
 Outputs of the release before model ids (no ``model`` column, journal ``edgeclass-journal 2``)
@@ -41,6 +42,7 @@ from __future__ import annotations
 import array
 import bisect
 import contextlib
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -51,9 +53,11 @@ import numpy as np
 
 from edgeclass import atomic
 from edgeclass.media.inputs import classify_path
+from edgeclass.run.folders import Folders
 from edgeclass.run.journal import (
     CTIME_STATUSES,
     Digest,
+    FolderRecord,
     Journal,
     Record,
     SourceKey,
@@ -71,7 +75,7 @@ from edgeclass.run.journal import (
 from edgeclass.run.output.columns import source_to_path
 
 if TYPE_CHECKING:
-    from edgeclass.run.output.bytefile import LineFormat  # the csv/jsonl format objects
+    from edgeclass.run.output.bytefile import Existing, LineFormat  # the csv/jsonl format objects
 
 TEMP_TAG = "compact"  # temporaries of compaction and upgrade (a kill's leftovers are removed)
 _blake2b, _bisect_left, _from_bytes = hashlib.blake2b, bisect.bisect_left, int.from_bytes
@@ -174,6 +178,8 @@ class ResumeState:
     upgraded: int = 0  # rows of the release before model ids given a model column (once)
     model: str = ""  # this run's model (columns.model_text of its id)
     redo_other_models: bool = False  # inputs whose rows came from another model are redone
+    folder_records: dict[str, FolderRecord] = field(default_factory=dict)  # the latest F record of each folder
+    folders: Folders | None = None  # this run's folder memory (the runner makes it; the ledger writes its records)
 
     def entry(self, source) -> Entry | None:
         """One lookup for ``source``: a :class:`~edgeclass.media.inputs.Source` (the identity and
@@ -211,26 +217,25 @@ def _latest(records: list[Record]) -> dict[str, Record]:
     return {r.key.identity: r for r in records if r.kind == "D" and r.key is not None}
 
 
-def _valid_prefix(records: list[Record], fmt: LineFormat, output: Path, size: int) -> int:
-    """How many records describe rows really in the output (:func:`_valid_count`)."""
-    kinds = np.array([ord(r.kind) for r in records], np.uint8)
-    return _valid_count(kinds, np.array([r.pos for r in records], np.int64), fmt, output, size)
-
-
-def _valid_count(kinds: np.ndarray, pos: np.ndarray, fmt: LineFormat, output: Path, size: int) -> int:
-    """How many records (their kinds and positions, in file order) describe rows really in the
-    output: positions within the file (a power cut can lose the output's tail but keep the
-    journal's), each ending a complete row (checked from the last checkpoint on, and always for
-    the last record: one read of the tail)."""
+def _to_check(kinds: np.ndarray, pos: np.ndarray, size: int) -> tuple[int, int]:
+    """Which records (their kinds and positions, in file order) to check against the output
+    (start, stop): those within the file (a power cut can lose the output's tail but keep the
+    journal's), from the last checkpoint on, and always the last one (one read of the tail)."""
     over = np.flatnonzero(pos > size)
     n = int(over[0]) if len(over) else len(pos)
     syncs = np.flatnonzero(kinds[:n] == ord("S"))
-    start = min(int(syncs[-1]) + 1 if len(syncs) else 0, max(n - 1, 0))
-    for ok in fmt.ends_rows(output, pos[start:n].tolist(), size):
-        if not ok:
-            return start
-        start += 1
-    return n
+    return min(int(syncs[-1]) + 1 if len(syncs) else 0, max(n - 1, 0)), n
+
+
+def _journal_positions(jpath: Path, version: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The kinds and positions of a journal's records (none for a journal of edgeclass 0.1, or none)."""
+    if version not in (2, 3, 4):
+        return np.zeros(0, np.uint8), np.zeros(0, np.int64)
+    if version == 4:
+        digest = read_digest(jpath)
+        return digest.kinds, digest.pos
+    records, _ = read_records(jpath)
+    return np.array([ord(r.kind) for r in records], np.uint8), np.array([r.pos for r in records], np.int64)
 
 
 def open_resume(output: Path, fmt: LineFormat, top_k: int, model: str = "",
@@ -243,12 +248,15 @@ def open_resume(output: Path, fmt: LineFormat, top_k: int, model: str = "",
     _remove_temps(output)
     state = ResumeState(header_end=fmt.header_size(top_k), model=model, redo_other_models=redo_other_models)
     size = fmt.data_size(output) if output.exists() else 0
-    legacy = size > 0 and fmt.is_legacy(output, top_k)  # other columns: OutputError
-    if size <= (fmt.legacy_header_size(top_k) if legacy else state.header_end):  # no row: start afresh
-        return state, Journal(jpath, 0)
     version = journal_version(jpath)
-    if legacy or version == 2:
-        upgraded = _upgrade(output, fmt, top_k, legacy, version)
+    kinds, pos = _journal_positions(jpath, version)
+    start, stop = _to_check(kinds, pos, size)
+    seen = fmt.inspect(output, top_k, pos[start:stop].tolist())  # the one look; other columns: OutputError
+    if not seen.has_rows:  # no row: start afresh
+        return state, Journal(jpath, 0)
+    n = seen.valid(start)
+    if seen.legacy or version == 2:
+        upgraded = _upgrade(output, fmt, top_k, seen, version, n)
         state, journal = open_resume(output, fmt, top_k, model, redo_other_models)
         state.upgraded = upgraded
         return state, journal
@@ -257,10 +265,12 @@ def open_resume(output: Path, fmt: LineFormat, top_k: int, model: str = "",
     elif version != 4:
         adopt(output, fmt, top_k, state.header_end)
     digest = read_digest(jpath)
-    n = _valid_count(digest.kinds, digest.pos, fmt, output, size)
+    if version not in (3, 4):
+        n = len(digest.pos)  # adopted: every record ends a complete row
     state.position = int(digest.pos[n - 1]) if n else state.header_end
     jgood = int(digest.ends[n - 1]) if n else digest.header
     n_done = int(np.count_nonzero(digest.kinds[:n] == ord("D")))
+    folder_records = {f.path: f for i, f in digest.folders if i < n}  # the latest wins
     digest.kinds = digest.pos = digest.ends = np.zeros(0, np.int64)  # let go before the done set is made
     done = _done_set(digest, n_done, model)
     if done is None:  # a redone input's old rows survived a kill
@@ -269,7 +279,7 @@ def open_resume(output: Path, fmt: LineFormat, top_k: int, model: str = "",
         state, journal = open_resume(output, fmt, top_k, model, redo_other_models)
         state.superseded = removed
         return state, journal
-    state.done = done
+    state.done, state.folder_records = done, folder_records
     state.cut_bytes = size - state.position
     return state, Journal(jpath, jgood)
 
@@ -310,16 +320,14 @@ def _remove_temps(output: Path) -> None:
                         os.unlink(entry.path)
 
 
-def _upgrade(output: Path, fmt: LineFormat, top_k: int, legacy: bool, version: int | None) -> int:
+def _upgrade(output: Path, fmt: LineFormat, top_k: int, seen: Existing, version: int | None, n: int) -> int:
     """Give an output of the release before model ids this release's layout; returns its rows.
     With its journal (version 2): output and journal replaced together, every committed row kept
     (null model), superseded rows removed, uncommitted ones cut (as any resume would). Without:
     the output alone, every complete row kept, then :func:`adopt` builds the journal."""
     if version == 2:
         records, _ = read_records(journal_path(output))
-        records = records[:_valid_prefix(records, fmt, output, fmt.data_size(output))]
-        old_header = fmt.legacy_header_size(top_k) if legacy else fmt.header_size(top_k)
-        return _rewrite(output, fmt, top_k, records, old_header, legacy)[1]
+        return _rewrite(output, fmt, top_k, records[:n], seen.header_end, seen.legacy)[1]
     data = fmt.read_bytes(output)
     rows = fmt.upgrade_rows(data[fmt.legacy_header_size(top_k):], top_k)
     tmp = atomic.temp_sibling(output, TEMP_TAG)
@@ -368,6 +376,7 @@ def _rewrite(output: Path, fmt: LineFormat, top_k: int, records: list[Record], h
     ids (its header ends at ``header_end``) and every row kept is rewritten with a null model.
     Returns (rows removed, rows kept)."""
     latest = {id(r) for r in _latest(records).values()}
+    latest |= {id(r) for r in {r.folder.path: r for r in records if r.kind == "F" and r.folder}.values()}
     kept_records: list[Record] = []
     data = fmt.read_bytes(output)
     pieces = [fmt.header_bytes(top_k) if legacy else data[:header_end]]
@@ -375,6 +384,8 @@ def _rewrite(output: Path, fmt: LineFormat, top_k: int, records: list[Record], h
     for r in records:
         seg = data[prev:r.pos]
         prev = r.pos
+        if r.kind == "F" and id(r) not in latest and not seg:  # a folder's older record: the latest wins
+            continue
         superseded = r.kind == "D" and id(r) not in latest
         if superseded or legacy:
             rows = fmt.upgrade_rows(seg, top_k) if legacy else fmt.split_rows(seg, top_k)
@@ -388,7 +399,7 @@ def _rewrite(output: Path, fmt: LineFormat, top_k: int, records: list[Record], h
                 r = Record("L", 0)
         new_pos += len(seg)
         pieces.append(seg)
-        kept_records.append(Record(r.kind, new_pos, r.key, r.status, r.model, r.hashes))
+        kept_records.append(dataclasses.replace(r, pos=new_pos))
     new_output = fmt.join(pieces, top_k)
     _replace_pair(output, new_output, journal_bytes(kept_records))
     return removed, kept

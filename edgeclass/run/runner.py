@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from itertools import chain
@@ -21,12 +21,13 @@ from edgeclass import atomic
 from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable, load_image_tensor
 from edgeclass.engine import Classifier
 from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
-from edgeclass.media.inputs import Source, expand_inputs, prefetch, unique_sources
+from edgeclass.media.inputs import FOLDER, Source, expand_inputs, prefetch, unique_sources
 from edgeclass.media.video.options import VideoOptions
 from edgeclass.run.metrics import Ticker
 from edgeclass.run.pipeline import Done, Pipeline, WorkItem
 from edgeclass.run.publishing import open_publisher, publish_outcome
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
+from edgeclass.run.folders import UNSETTLED, Folders
 from edgeclass.run.journal import file_key
 from edgeclass.run.ledger import open_ledger
 from edgeclass.run.output import Format, format_for
@@ -55,6 +56,7 @@ class RunOptions:
     min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
     sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
     redo_other_models: bool = False  # --resume: classify again inputs whose rows came from another model
+    rescan: bool = False  # --resume: list every folder (none is taken as unchanged: run/folders.py)
     metrics_file: Path | None = None  # --metrics-file: rewritten every 15 s while the run goes on
     quiet_libraries: bool = False  # the decoding libraries' own stderr lines off (the CLI: unless --verbose), Ray actors too
     publish: PublishSettings | None = None  # --publish: rows to MQTT / webhooks (edgeclass.run.publishing)
@@ -84,6 +86,8 @@ class RunSummary:
     health: dict[str, dict] = field(default_factory=dict)  # live sources: frames read, dropped, reconnects...
     model_id: str = ""  # the `model` column of this run's rows (ModelDir.model_id)
     publish: list[dict] = field(default_factory=list)  # --publish: per target, pending, delivered... (TargetReport)
+    folders_listed: int = 0  # --resume: folders listed
+    folders_not_listed: int = 0  # --resume: folders unchanged since a run that settled them (not listed)
 
     @property
     def images_per_s(self) -> float:
@@ -110,6 +114,8 @@ class RunSummary:
             "per_source": self.per_source,
             "health": self.health,
             "publish": self.publish,
+            "folders_listed": self.folders_listed,
+            "folders_not_listed": self.folders_not_listed,
             "edgeclass_version": __version__,
         }
 
@@ -256,11 +262,20 @@ def skip_done(source: Source, resume: ResumeState | None, counts: RunCounts, sor
     the row was written: finished when its place holds it, else classified again (the old row
     is superseded), so that it is sorted."""
     entry = resume.entry(source) if resume is not None else None  # one lookup: done, status, model
+    folder = source.folder  # the listed folder it is in (--resume: run/folders.py)
     if entry is None or not entry.done:
+        if folder is not None:
+            folder.sent += 1
         return False
     cut_move = sort is not None and sort.mode == "move" and source.kind == "image" and entry.status == "ok"
     if cut_move and not finish_cut_move(sort, Path(os.path.abspath(source.path))):
+        if folder is not None:
+            folder.sent += 1
         return False
+    if folder is not None:
+        folder.other += entry.other_model
+        if entry.status in UNSETTLED:  # done until its ctime changes (unreadable): not without listing
+            folder.unsettled = True
     counts.skipped_resume += 1
     counts.kept_other_models += entry.other_model  # a subset of the skipped
     return True
@@ -323,8 +338,8 @@ def run(
                          stdout or sys.stdout, reporter.event, classifier.model_id, options.redo_other_models)
     ctx = RunContext(classifier, options, ledger.state, RunCounts(), stop, reporter)
     try:
-        publisher = open_publisher(options.publish, options.output, options.top_k, options.inputs, classifier,
-                                   reporter.event)  # its outboxes beside the output: under the ledger's lock
+        publisher = open_publisher(options.publish, options.output, options.top_k, options.inputs, classifier.model_id,
+                                   classifier.metadata.model_name, reporter.event)  # its outboxes beside the output: under the ledger's lock
     except BaseException:
         ledger.close()
         raise
@@ -334,7 +349,8 @@ def run(
     reports: list[TargetReport] = []
     committed = False
     try:
-        sources = prefetch(unique_sources(expand_inputs(options.inputs, stdin)), stop.event)
+        folders = _folder_memory(ctx)
+        sources = _taking(prefetch(_listed(ctx, folders, stdin), stop.event))
         dones = abstaining(execute(sources, ctx), effective_min_score(options, classifier))
         for done in chain(dones, ctx.live.closing_rows()):  # then live sources down at the end
             sort_before_row(done.result)
@@ -346,6 +362,8 @@ def run(
                 stop.stop("broken pipe", EXIT_OK)
                 break
             ctx.counts.add(done.result)
+            if folders is not None and done.item.tag is not None:
+                folders.row(done.item.tag.identity, done.result.status.value)
             sort_after_row(done.result)
             _vote(votes, done.result)
             reporter.result(done.result)
@@ -359,7 +377,59 @@ def run(
         if publisher is not None:
             reports = publisher.finish(stopped=stop.reason is not None or not committed)
         ledger.close()
-    return publish_outcome(_summary(ctx, time.perf_counter() - started, votes, note), reports)
+    return publish_outcome(_with_folders(_summary(ctx, time.perf_counter() - started, votes, note), folders), reports)
+
+
+def _with_folders(summary: RunSummary, folders: Folders | None) -> RunSummary:
+    """``summary`` with what ``--resume`` did not list: its folders, their inputs (skipped as done)."""
+    if folders is not None:
+        summary.counts.skipped_resume += folders.skipped_inputs
+        summary.counts.kept_other_models += folders.skipped_other
+        summary.folders_listed, summary.folders_not_listed = len(folders.listed_folders), folders.unlisted
+    return summary
+
+
+def _folder_memory(ctx: RunContext) -> Folders | None:
+    """With ``--resume``: the run's :class:`~edgeclass.run.folders.Folders` (the ledger writes its
+    records at the end), made from the output's journal."""
+    state = ctx.resume
+    if state is None:
+        return None
+    state.folders = Folders(state.folder_records, state.model, state.redo_other_models, ctx.options.rescan)
+    return state.folders
+
+
+def _listed(ctx: RunContext, folders: Folders | None, stdin: TextIO | None) -> Iterator[Source]:
+    """Each input once, in order; with ``--resume`` a listed input already done is skipped here,
+    in the listing's thread (one thread lists, stats and looks up: no hand-over per input), except
+    under ``--move``, whose cut moves are finished by the run."""
+    sources = unique_sources(expand_inputs(ctx.options.inputs, stdin, folders=folders))
+    sort = ctx.options.sort
+    if ctx.resume is None or (sort is not None and sort.mode == "move"):
+        return sources
+    return _not_done(sources, ctx.resume, ctx.counts, ctx.stop.event.is_set)
+
+
+def _not_done(sources: Iterator[Source], resume: ResumeState, counts: RunCounts,
+              stopped: Callable[[], bool]) -> Iterator[Source]:
+    """``sources`` without the listed inputs ``resume`` finds done (counted); ends at a stop (the
+    inputs skipped here are not handed over, so the stop is looked for here)."""
+    for source in sources:
+        if stopped():
+            return
+        if source.identity is None or source.kind == FOLDER or not skip_done(source, resume, counts):
+            yield source
+
+
+def _taking(sources: Iterator[Source | None]) -> Iterator[Source | None]:
+    """``sources`` without the ends of listed folders, each marking its folder taken (every input
+    of it went to the executor) as it passes."""
+    for source in sources:
+        if source is not None and source.kind == FOLDER:
+            if source.folder is not None:
+                source.folder.taken = True
+            continue
+        yield source
 
 
 def _vote(votes: dict[str, dict[str, int]], result: Result) -> None:

@@ -33,6 +33,7 @@ USAGE = [
     ({"format": "xml"}, "unknown output format 'xml'"),
     ({"keyframes": True, "every_frame": 5}, "cannot be combined with --every-frame"),
     ({"redo_other_models": True, "output": "o.csv"}, "--redo-other-models goes with --resume"),
+    ({"rescan": True, "output": "o.csv"}, "--rescan goes with --resume"),
     ({"copy_into": "a", "link_into": "b"}, "--copy-into and --link-into: choose one"),
     ({"move": True}, "--move goes with --copy-into"),
     ({"hardlink": True}, "--hardlink goes with --link-into"),

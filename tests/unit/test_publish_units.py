@@ -205,7 +205,30 @@ def test_outbox_file_stays_bounded(tmp_path):
         box.done([m.id])
     assert path.stat().st_size < 300_000  # compacted as it goes: not 5000 messages
     box.close()
+    assert read_outbox(path)[:2] == ({}, 5001)
+    Outbox(path, 50, "t", print).close()  # opening it compacts it
     assert path.read_text() == f"{MAGIC}\nN\t5001\n"
+
+
+def test_outbox_add_only_writes_the_sender_does_the_upkeep(tmp_path, monkeypatch):
+    """The run's thread (add) writes one record and never fsyncs or rewrites: the sender's
+    upkeep does (fsync on the journal's policy, compaction of the rows dropped at the bound)."""
+    import edgeclass.publish.outbox as ob
+
+    calls: list[str] = []
+    path = tmp_path / "o"
+    box = Outbox(path, 5, "t", print, sync_every_s=0.0)  # opening it writes it afresh (fsyncs): not counted
+    monkeypatch.setattr(ob.os, "fsync", lambda fd: calls.append("fsync"))
+    monkeypatch.setattr(ob, "COMPACT_MIN", 10)
+    monkeypatch.setattr(box, "_rewrite", lambda: calls.append("rewrite"))
+    for i in range(40):  # 35 dropped at the bound: garbage beyond COMPACT_MIN
+        box.add("s", {"n": i}, topics.dumps)
+    assert calls == [] and box.dropped == 35
+    box.upkeep()
+    assert calls == ["rewrite"]
+    monkeypatch.undo()
+    box.close()
+    assert list(read_outbox(path)[0]) == [36, 37, 38, 39, 40]
 
 
 def test_memory_outbox(tmp_path):

@@ -50,3 +50,21 @@ def test_video_names_are_typed_and_lazy():
     seen = {alias.name: node.module for block in checked for node in block.body if isinstance(node, ast.ImportFrom)
             for alias in node.names}
     assert seen == {name: f"edgeclass.media.video.{home}" for name, home in video._LAZY.items()}
+
+
+def test_the_front_doors_stub_lists_its_lazy_exports():
+    """mypy reads ``edgeclass/__init__.pyi``, Python ``__init__.py``'s ``_HOMES``: the two name the
+    same exports from the same modules, and each name resolves (in a fresh interpreter)."""
+    import edgeclass
+
+    stub = ast.parse((REPO / "edgeclass" / "__init__.pyi").read_text())
+    typed = {alias.asname or alias.name: node.module for node in stub.body if isinstance(node, ast.ImportFrom)
+             for alias in node.names}
+    assert typed == edgeclass._HOMES
+    assert edgeclass.__all__ == ["__version__", *edgeclass._HOMES]
+    code = ("import edgeclass, importlib\n"
+            "for name, home in edgeclass._HOMES.items():\n"
+            "    assert getattr(edgeclass, name) is getattr(importlib.import_module(home), name), name\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgeclass import atomic
+from edgeclass.modelfiles import records
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -59,12 +60,8 @@ def most_confused(
 
 def taken_for(report: dict[str, Any]) -> list[tuple[str, int] | None]:
     """Per class of a report's held-out confusion matrix: the label its images were most often
-    taken for and how many (the larger label index wins a tie), or None when none was wrong."""
-    out: list[tuple[str, int] | None] = []
-    for i, row in enumerate(report["heldout"]["confusion"]):
-        wrong = [(n, report["labels"][j]) for j, n in enumerate(row) if j != i and n]
-        out.append((max(wrong)[1], max(wrong)[0]) if wrong else None)
-    return out
+    taken for and how many, or None when none was wrong (:func:`edgeclass.modelfiles.records.taken_for`)."""
+    return records.taken_for(report["labels"], report["heldout"]["confusion"])
 
 
 def threshold_figures(probs: np.ndarray, targets: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -2,23 +2,45 @@
 to a file through the ledger's append-only file (:mod:`.appendfile`: a failure never leaves half
 a row; :meth:`ByteRowWriter.position`, the byte offset after the last complete row, is what the
 resume journal records), or to stdout. A line format is appendable: ``--resume`` appends to the
-output itself, and :mod:`edgeclass.run.resume` reads it back through the hooks below.
+output itself, and :mod:`edgeclass.run.resume` reads it back through the hooks below
+(:meth:`LineFormat.inspect`: what the output holds, in one look: its size, columns, header and
+which of the journal's positions end a complete row).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from edgeclass.errors import OutputError
 from edgeclass.run.output.appendfile import AppendFile
-from edgeclass.run.output.columns import row_values
+from edgeclass.run.output.columns import Cell, row_values
 
 if TYPE_CHECKING:
     from edgeclass.results import Result
 
 Layout = str  # "current" (this release's columns, or a torn start of them), "legacy" (the release before model ids)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What an output file holds when ``--resume`` opens it (:meth:`LineFormat.inspect`)."""
+
+    size: int  # bytes (0: empty or missing)
+    legacy: bool  # the columns of the release before model ids
+    header_end: int  # where its header ends (this release's, or the legacy one)
+    rows_end: tuple[bool, ...]  # for each position asked about: does a complete row end there?
+
+    @property
+    def has_rows(self) -> bool:
+        return self.size > self.header_end
+
+    def valid(self, first: int) -> int:
+        """The positions asked about, from index ``first`` of the caller's list, up to the first
+        that ends no complete row: how many of the caller's positions hold."""
+        return first + next((i for i, ok in enumerate(self.rows_end) if not ok), len(self.rows_end))
 
 
 class LineFormat:
@@ -38,7 +60,7 @@ class LineFormat:
         """The header the release before model ids wrote."""
         raise NotImplementedError
 
-    def encode_row(self, values: list, top_k: int) -> bytes:
+    def encode_row(self, values: list[Cell], top_k: int) -> bytes:
         raise NotImplementedError
 
     def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:
@@ -66,7 +88,7 @@ class LineFormat:
         """Append after cutting ``path`` back to ``at`` bytes (None: a new file)."""
         return ByteRowWriter(self, path, top_k, at, model)
 
-    def stream_writer(self, stream: IO, top_k: int, model: str | None = None) -> StreamRowWriter:
+    def stream_writer(self, stream: IO[str], top_k: int, model: str | None = None) -> StreamRowWriter:
         return StreamRowWriter(self, stream, top_k, model)
 
     def journaled(self, output: Path) -> tuple[Path, LineFormat]:
@@ -106,6 +128,15 @@ class LineFormat:
             raise OutputError(f"{path} has other columns than this run would write (another --top-k or "
                               f"--format?): use the same options, or another --output")
         return layout == "legacy"
+
+    def inspect(self, path: Path, top_k: int, positions: list[int]) -> Existing:
+        """What ``path`` holds, in one look: its size, its columns (other columns: OutputError),
+        where its header ends, and for each of ``positions`` whether a complete row ends there."""
+        size = self.data_size(path) if path.exists() else 0
+        legacy = size > 0 and self.is_legacy(path, top_k)
+        header_end = self.legacy_header_size(top_k) if legacy else self.header_size(top_k)
+        ends = self.ends_rows(path, positions, size) if size > header_end else [p == 0 for p in positions]
+        return Existing(size, legacy, header_end, tuple(ends))
 
     def ends_rows(self, path: Path, positions: list[int], size: int) -> list[bool]:
         """For each position: does a complete row end there (within the file, the byte before it
@@ -148,7 +179,7 @@ class ByteRowWriter:
 class StreamRowWriter:
     """Rows to a binary stream (stdout), flushed after each row."""
 
-    def __init__(self, fmt: LineFormat, stream: IO, top_k: int, model: str | None = None):
+    def __init__(self, fmt: LineFormat, stream: IO[str], top_k: int, model: str | None = None):
         self.fmt, self.top_k, self.model = fmt, top_k, model
         self._text = stream
         self._binary = getattr(stream, "buffer", None)

@@ -25,6 +25,7 @@ from edgeclass.results import Result
 
 BASE_COLUMNS = ("source", "frame", "timestamp_ms", "status", "error", "model")
 MODEL = BASE_COLUMNS.index("model")  # where rows of the release before model ids get a null model
+Cell = str | int | float | None  # one value of a row (None: null), as row_values gives it to a format
 INT, FLOAT, STR = "int64", "float64", "string"
 BASE_TYPES = {"source": STR, "frame": INT, "timestamp_ms": FLOAT, "status": STR, "error": STR, "model": STR}
 
@@ -66,7 +67,7 @@ def escape_source(path: str, controls: bool = False) -> str:
     """``path`` (a str from ``os.fsdecode``: undecodable bytes are lone surrogates) as UTF-8-safe
     text. ``controls`` also escapes tab, newline and carriage return (line-based files)."""
 
-    def one(m: re.Match) -> str:
+    def one(m: re.Match[str]) -> str:
         c = m.group()
         if c in "\t\n\r" and not controls:
             return c
@@ -78,8 +79,8 @@ def escape_source(path: str, controls: bool = False) -> str:
 def source_to_path(text: str) -> str:
     """Reverse :func:`escape_source`: the exact file name (``os.fsencode(...)`` for its bytes)."""
 
-    def one(m: re.Match) -> str:
-        g = m.group(1)
+    def one(m: re.Match[str]) -> str:
+        g: str = m.group(1)
         if g[0] == "x":
             return chr(0xDC00 + int(g[1:], 16)) if int(g[1:], 16) >= 0x80 else chr(int(g[1:], 16))
         return _ESCAPES_IN[g]
@@ -87,10 +88,10 @@ def source_to_path(text: str) -> str:
     return _UNESCAPE.sub(one, text)
 
 
-def row_values(result: Result, top_k: int, model: str | None) -> list:
+def row_values(result: Result, top_k: int, model: str | None) -> list[Cell]:
     """One row as typed Python values (None = null), in :func:`header` order; ``model`` is the
     run's :func:`model_text`."""
-    values: list = [
+    values: list[Cell] = [
         escape_source(result.source),
         result.frame,
         None if result.timestamp_ms is None else float(result.timestamp_ms),

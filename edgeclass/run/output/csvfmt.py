@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from edgeclass.run.output.bytefile import Layout, LineFormat
-from edgeclass.run.output.columns import MODEL, header, legacy_header
+from edgeclass.run.output.columns import MODEL, Cell, header, legacy_header
 from edgeclass.run.output.format import register
 
 
-def _rows(data: bytes, width: int):
+def _rows(data: bytes, width: int) -> Iterator[list[str]]:
     """Complete CSV records of ``width`` fields in ``data``; stops at a torn or foreign one."""
     import csv
 
@@ -57,7 +58,7 @@ class CsvFormat(LineFormat):
     def encode_legacy_header(self, top_k: int) -> bytes:
         return (",".join(legacy_header(top_k)) + "\n").encode("utf-8")
 
-    def encode_row(self, values: list, top_k: int) -> bytes:
+    def encode_row(self, values: list[Cell], top_k: int) -> bytes:
         texts = []
         for i, v in enumerate(values):
             if v is None:

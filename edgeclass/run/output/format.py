@@ -46,7 +46,7 @@ class Format(Protocol):
     def open_writer(self, path: Path, top_k: int, model: str | None = None) -> RowWriter:
         """A new file at ``path`` (``model``: every row's ``model`` column)."""
 
-    def stream_writer(self, stream: IO, top_k: int, model: str | None = None) -> RowWriter:
+    def stream_writer(self, stream: IO[str], top_k: int, model: str | None = None) -> RowWriter:
         """Rows to ``stream`` (stdout), flushed row by row."""
 
     def journaled(self, output: Path) -> tuple[Path, LineFormat]:

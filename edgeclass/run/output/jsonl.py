@@ -6,14 +6,16 @@ For log shippers and ``jq``; the same columns and types as CSV and Parquet.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from edgeclass.run.output.bytefile import Layout, LineFormat
-from edgeclass.run.output.columns import MODEL, header, legacy_header
+from edgeclass.run.output.columns import MODEL, Cell, header, legacy_header
 from edgeclass.run.output.format import register
 
 
-def _objects(data: bytes):
+def _objects(data: bytes) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """(line, object) of the complete lines in ``data``; stops at a torn or foreign one."""
     for line in data.split(b"\n")[:-1]:
         try:
@@ -41,7 +43,7 @@ class JsonLinesFormat(LineFormat):
     def encode_legacy_header(self, top_k: int) -> bytes:
         return b""  # the release before model ids: no header either
 
-    def encode_row(self, values: list, top_k: int) -> bytes:
+    def encode_row(self, values: list[Cell], top_k: int) -> bytes:
         return (json.dumps(dict(zip(header(top_k), values)), ensure_ascii=False) + "\n").encode("utf-8")
 
     def split_rows(self, data: bytes, top_k: int) -> list[tuple[bytes, str, str]]:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from edgeclass.errors import OutputError, UsageError
-from edgeclass.run.output.columns import column_types, header, legacy_header, row_values
+from edgeclass.run.output.columns import Cell, column_types, header, legacy_header, row_values
 from edgeclass.run.output.format import register
 from edgeclass.run.output.jsonl import JSONL
 
@@ -57,7 +57,7 @@ class ParquetRowWriter:
         self.path, self.top_k, self.model = Path(path), top_k, model
         self._schema = schema(top_k)
         self._writer = pq.ParquetWriter(self.path, self._schema)
-        self._rows: list[list] = []
+        self._rows: list[list[Cell]] = []
         self._count = 0
 
     def append(self, result: Result) -> None:
@@ -134,7 +134,7 @@ def build_from_log(log: Path, output: Path, top_k: int) -> int:
                     writer.write_table(pa.table(list(zip(*rows)), schema=sch))
                     count, rows = count + len(rows), []
         if rows or count == 0:
-            columns: list = list(zip(*rows)) if rows else [[] for _ in names]
+            columns: list[Any] = list(zip(*rows)) if rows else [[] for _ in names]
             writer.write_table(pa.table(columns, schema=sch))
             count += len(rows)
         writer.close()
@@ -160,7 +160,7 @@ class ParquetFormat:
     def open_writer(self, path: Path, top_k: int, model: str | None = None) -> ParquetRowWriter:
         return ParquetRowWriter(path, top_k, model)
 
-    def stream_writer(self, stream: IO, top_k: int, model: str | None = None) -> ParquetRowWriter:
+    def stream_writer(self, stream: IO[str], top_k: int, model: str | None = None) -> ParquetRowWriter:
         raise UsageError("Parquet cannot be written to stdout: give --output FILE.parquet")
 
     def journaled(self, output: Path) -> tuple[Path, LineFormat]:
