@@ -123,10 +123,13 @@ def built_once(name: str, key: str, build, dest: Path) -> Path:
 
 # The end-to-end files with the longest serial wall time first (measured 2026-12-06, 2 cores, the
 # whole tier with --durations=0): in two workers (`-n 2 --dist loadfile`) files are handed out in
-# this order, so the long ones start early instead of ending the run alone on one worker.
-LONGEST_FIRST = ("test_train.py", "test_int8_gate.py", "test_accuracy.py", "test_ray.py", "test_video.py",
-                 "test_model_updates.py", "test_convert.py", "test_cpu_classes.py", "test_live_failures.py",
-                 "test_quantize.py", "test_cron.py", "test_faults.py", "test_video_keyframes.py")
+# this order, so the long ones start early instead of ending the run alone on one worker; a file
+# that mostly computes (NNCF, training) alternates with one that mostly waits (live servers,
+# clocks, a Ray cluster starting), so one worker's waiting is the other's CPU.
+LONGEST_FIRST = ("test_int8_gate.py", "test_video.py", "test_train.py", "test_live_failures.py", "test_accuracy.py",
+                 "test_ray.py", "test_cpu_classes.py", "test_cron.py", "test_convert.py", "test_publish.py",
+                 "test_model_updates.py", "test_quantize.py", "test_faults.py", "test_publish_run.py",
+                 "test_video_keyframes.py")
 
 
 def pytest_configure(config):
