@@ -445,21 +445,20 @@ def _parse_chunk(data: bytes, offset: int, names: dict[str, list[str]], last_mod
 
 def _decimal(arr: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The non-negative decimal numbers in ``arr[a:b]`` (at most 19 digits), and which are."""
-    idx = b[:, None] - 19 + np.arange(19)
+    width = int(min(max(int((b - a).max()), 1), 19)) if len(a) else 1  # the chunk's longest number
+    idx = b[:, None] - width + np.arange(width)
     inside = idx >= a[:, None]
     digits = arr[np.clip(idx, 0, max(len(arr) - 1, 0))].astype(np.int64) - 48
     digits[~inside] = 0
     ok = ((digits >= 0) & (digits <= 9) | ~inside).all(1) & (b > a) & (b - a <= 19)
-    return (digits * _POW10).sum(1), ok
+    return digits @ _POW10[19 - width:], ok
 
 
 def _hex64(arr: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 16-hex-digit numbers at ``arr[a:a+16]`` as signed 64-bit, and which are valid."""
     vals = _HEX[arr[a[:, None] + np.arange(16)]] if len(a) else np.zeros((0, 16), np.uint8)
-    out = np.zeros(len(a), np.uint64)
-    for j in range(16):
-        out = (out << np.uint64(4)) | vals[:, j].astype(np.uint64)
-    return out.view(np.int64), (vals != 255).all(1)
+    octets = np.ascontiguousarray((vals[:, 0::2] << 4) | vals[:, 1::2])  # two digits a byte, big-endian
+    return octets.view(">i8").ravel().astype(np.int64), (vals != 255).all(1)
 
 
 def _names(arr: np.ndarray, a: np.ndarray, b: np.ndarray, table: list[str]) -> np.ndarray:
