@@ -89,7 +89,9 @@ class Cluster:
     def kill_node(self, proc: subprocess.Popen) -> None:
         """SIGKILL to the whole node: ``ray start``, raylet, object store, workers."""
         self.killed.append(proc)
+        workers = _own_group_workers(proc.pid)
         self._signal(proc, signal.SIGKILL)
+        _kill_workers(workers)
 
     @staticmethod
     def _signal(proc: subprocess.Popen, sig: int) -> None:
@@ -99,6 +101,7 @@ class Cluster:
             pass
 
     def stop(self) -> None:
+        workers = set().union(*(_own_group_workers(proc.pid) for proc in self.nodes))
         for proc in reversed(self.nodes):
             self._signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + 3  # one grace period for all nodes, not one each
@@ -110,7 +113,38 @@ class Cluster:
         for proc in reversed(self.nodes):
             self._signal(proc, signal.SIGKILL)  # whatever of the node's group is left
             proc.wait()
+        _kill_workers(workers)
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every process's parent and process group, from /proc."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[int(pid)] = (int(fields[1]), int(fields[2]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _own_group_workers(pgid: int) -> set[int]:
+    """The workers a node's raylet started in process groups of their own (a SIGKILL to the node's
+    group leaves them running, orphaned): the children of the group's processes outside it."""
+    procs = _processes()
+    group = {pid for pid, (_, pgrp) in procs.items() if pgrp == pgid}
+    return {pid for pid, (ppid, pgrp) in procs.items() if ppid in group and pgrp != pgid}
+
+
+def _kill_workers(pids: set[int]) -> None:
+    for pid in pids:
+        try:  # still a Ray worker (not a pid reused since)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if cmdline.startswith(b"ray::") or b"default_worker.py" in cmdline:
+                os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
 
 
 @pytest.fixture(scope="module")
