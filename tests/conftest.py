@@ -125,7 +125,8 @@ def built_once(name: str, key: str, build, dest: Path) -> Path:
 # whole tier with --durations=0): in two workers (`-n 2 --dist loadfile`) files are handed out in
 # this order, so the long ones start early instead of ending the run alone on one worker; a file
 # that mostly computes (NNCF, training) alternates with one that mostly waits (live servers,
-# clocks, a Ray cluster starting), so one worker's waiting is the other's CPU.
+# clocks, a Ray cluster starting), so one worker's waiting is the other's CPU. The other end-to-end
+# files follow, then the in-process tier (tests/unit/: short files that fill the last gaps).
 LONGEST_FIRST = ("test_int8_gate.py", "test_video.py", "test_train.py", "test_live_failures.py", "test_accuracy.py",
                  "test_ray.py", "test_cpu_classes.py", "test_cron.py", "test_convert.py", "test_publish.py",
                  "test_model_updates.py", "test_quantize.py", "test_faults.py", "test_publish_run.py",
@@ -140,7 +141,8 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order kept
+    # stable: a file's own order kept
+    items.sort(key=lambda item: (item.path.parent.name == "unit", rank.get(item.path.name, len(rank))))
 
 
 @pytest.fixture(scope="session")
