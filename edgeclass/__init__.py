@@ -20,7 +20,7 @@ __version__ = "0.2.0"
 
 _HOMES = {
     "plan_run": "edgeclass.run.plan", "classify": "edgeclass.run.plan", "RunPlan": "edgeclass.run.plan",
-    "RunStart": "edgeclass.run.plan", "Reporter": "edgeclass.run.plan", "RunSummary": "edgeclass.run.runner",
+    "RunStart": "edgeclass.run.plan", "Reporter": "edgeclass.run.plan", "RunSummary": "edgeclass.run.context",
     "Result": "edgeclass.results", "Prediction": "edgeclass.results", "Status": "edgeclass.results",
     "EdgeclassError": "edgeclass.errors",
 }

@@ -8,7 +8,7 @@ from edgeclass.run.plan import (
     classify as classify,
     plan_run as plan_run,
 )
-from edgeclass.run.runner import RunSummary as RunSummary
+from edgeclass.run.context import RunSummary as RunSummary
 
 __version__: str
 __all__: list[str]

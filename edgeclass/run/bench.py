@@ -144,7 +144,8 @@ def end_to_end(model_dir: ModelDir, folder: Path, precision: str, threads: int |
 
     from edgeclass.media import resample_native
     from edgeclass.media.decode import DecodeOptions
-    from edgeclass.run.runner import RunOptions, run
+    from edgeclass.run.context import RunOptions
+    from edgeclass.run.runner import run
     from edgeclass.run.stopping import StopState
 
     with Classifier(model_dir, EngineOptions(precision=precision, threads=threads), core) as clf:

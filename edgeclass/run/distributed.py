@@ -36,7 +36,8 @@ from edgeclass.modelfiles.metadata import ModelMetadata
 from edgeclass.results import Prediction, Result, Status, WorkItem
 from edgeclass.run.pipeline import Done
 from edgeclass.run.journal import SourceKey, file_key
-from edgeclass.run.runner import RunContext, RunOptions, RunSummary, skip_done
+from edgeclass.run.context import RunContext, RunOptions, RunSummary
+from edgeclass.run.runner import skip_done
 
 INSTALL_HINT = "pip install 'edgeclass[ray]'"
 WINDOW = 100_000  # units per Ray Data execution (bounds the driver's memory on huge listings)

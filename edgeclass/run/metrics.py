@@ -64,7 +64,7 @@ class RunMetrics:
 
     @classmethod
     def of_summary(cls, summary) -> RunMetrics:
-        """A finished run (``edgeclass.run.runner.RunSummary``)."""
+        """A finished run (``edgeclass.run.context.RunSummary``)."""
         c = summary.counts
         model = {"model": summary.model, "model_id": summary.model_id, "precision": summary.precision,
                  "inference_precision": summary.inference_precision}

@@ -35,7 +35,7 @@ from edgeclass.run.sorting import SortOptions
 if TYPE_CHECKING:
     from edgeclass.engine import EngineOptions
     from edgeclass.results import Result
-    from edgeclass.run.runner import RunOptions, RunSummary
+    from edgeclass.run.context import RunOptions, RunSummary
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -203,7 +203,7 @@ def _checked(c: RunChoices, planned_at: float) -> RunPlan:
     from edgeclass.media.decode import DecodeOptions
     from edgeclass.run.ledger import check_outputs
     from edgeclass.run.publishing import publish_settings
-    from edgeclass.run.runner import RunOptions
+    from edgeclass.run.context import RunOptions
 
     check_ranges(c)
     output, summary_json = _path(c.output), _path(c.summary_json)
@@ -259,7 +259,7 @@ def classify(plan: RunPlan, reporter: RunReporter | None = None, *, stdin: TextI
     """Run ``plan`` to its summary: on this box, or on the Ray cluster it names. Rows go to the
     plan's output (or ``stdout``: sys.stdout when None); ``stdin`` is read for the input ``-``.
     Writes the summary JSON and the final metrics file, when asked; a failure's metrics too."""
-    from edgeclass.run.runner import write_summary_json
+    from edgeclass.run.context import write_summary_json
 
     reporter = reporter or Reporter()
     metrics_file = plan.options.metrics_file

@@ -30,7 +30,7 @@ from edgeclass.run.output.columns import header, model_text, row_values
 
 
 class RunOutcome(Protocol):
-    """What :func:`publish_outcome` sets on the run's summary (a :class:`~edgeclass.run.runner.RunSummary`:
+    """What :func:`publish_outcome` sets on the run's summary (a :class:`~edgeclass.run.context.RunSummary`:
     this module stays below the runner that calls it)."""
 
     publish: list[dict]

@@ -1,202 +1,40 @@
 """One run: inputs -> an executor (this box's pipeline, or Ray's) -> the results ledger
 (:mod:`edgeclass.run.ledger`: output, resume journal, lock) -> summary. Called by
-:func:`edgeclass.run.plan.classify` with the options ``plan_run`` checked; :class:`RunContext`
-is what an executor works with."""
+:func:`edgeclass.run.plan.classify` with the options ``plan_run`` checked; what a run is made of
+(its options, context, summary) is in :mod:`edgeclass.run.context`."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
-from edgeclass import __version__
-from edgeclass import atomic
-from edgeclass.media.decode import DecodeOptions, ImageReadError, check_readable, load_image_tensor
 from edgeclass.engine import Classifier
-from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK, OutputError
+from edgeclass.errors import EXIT_INPUT_FAILURES, EXIT_OK
+from edgeclass.media.decode import ImageReadError, check_readable, load_image_tensor
 from edgeclass.media.inputs import FOLDER, Source, expand_inputs, prefetch, unique_sources
-from edgeclass.media.video.options import VideoOptions
-from edgeclass.run.metrics import Ticker
-from edgeclass.run.pipeline import Done, Pipeline, WorkItem
-from edgeclass.run.publishing import open_publisher, publish_outcome
 from edgeclass.results import UNKNOWN_LABEL, Result, RunCounts
+from edgeclass.run.context import (
+    Executor, Reporter, RunContext, RunModel, RunOptions, RunSummary, Silent, raise_,
+)
 from edgeclass.run.folders import UNSETTLED, Folders
 from edgeclass.run.journal import file_key
 from edgeclass.run.ledger import open_ledger
-from edgeclass.run.output import Format, format_for
+from edgeclass.run.metrics import Ticker
+from edgeclass.run.pipeline import Done, Pipeline, WorkItem
+from edgeclass.run.publishing import open_publisher, publish_outcome
 from edgeclass.run.resume import ResumeState
 from edgeclass.run.sorting import SortOptions, finish_cut_move, sorters
 from edgeclass.run.stopping import StopState
 
 if TYPE_CHECKING:
-    from edgeclass.media.video.live import LiveHub
-    from edgeclass.modelfiles.folder import ModelDir
-    from edgeclass.modelfiles.metadata import ModelMetadata
-    from edgeclass.publish.hub import PublishSettings, TargetReport
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    inputs: tuple[str, ...]
-    output: Path | None = None  # None: CSV on stdout
-    top_k: int = 5
-    resume: bool = False
-    max_failures: int = 0  # failed inputs tolerated before the exit code says so
-    workers: int = 2  # decode/preprocess threads
-    decode: DecodeOptions = DecodeOptions()
-    video: VideoOptions = VideoOptions()  # video files and live sources
-    format: Format | str | None = None  # a Format (or its name); None: from the output's extension. A Format once made
-    min_score: float | None = None  # top-1 below this: label "unknown" (None: the IR's confidence_threshold)
-    sort: SortOptions | None = None  # --copy-into/--link-into: image files sorted into DIR/<label>/
-    redo_other_models: bool = False  # --resume: classify again inputs whose rows came from another model
-    rescan: bool = False  # --resume: list every folder (none is taken as unchanged: run/folders.py)
-    metrics_file: Path | None = None  # --metrics-file: rewritten every 15 s while the run goes on
-    quiet_libraries: bool = False  # the decoding libraries' own stderr lines off (the CLI: unless --verbose), Ray actors too
-    publish: PublishSettings | None = None  # --publish: rows to MQTT / webhooks (edgeclass.run.publishing)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "format", format_for(self.output, self.format))  # resolved once, here
-
-    @property
-    def output_format(self) -> Format:
-        """:attr:`format`, which ``__post_init__`` made a Format."""
-        return cast(Format, self.format)
-
-
-@dataclass
-class RunSummary:
-    counts: RunCounts
-    duration_s: float
-    model: str
-    model_dir: str
-    precision: str
-    inference_precision: str
-    output: str | None
-    stopped_by: str | None = None
-    exit_code: int = EXIT_OK
-    per_source: dict[str, dict] = field(default_factory=dict)  # videos/streams: winning label
-    note: str | None = None  # e.g. where the rows of an unfinished run are (said even with -q)
-    health: dict[str, dict] = field(default_factory=dict)  # live sources: frames read, dropped, reconnects...
-    model_id: str = ""  # the `model` column of this run's rows (ModelDir.model_id)
-    publish: list[dict] = field(default_factory=list)  # --publish: per target, pending, delivered... (TargetReport)
-    folders_listed: int = 0  # --resume: folders listed
-    folders_not_listed: int = 0  # --resume: folders unchanged since a run that settled them (not listed)
-
-    @property
-    def images_per_s(self) -> float:
-        return self.counts.total / self.duration_s if self.duration_s > 0 else 0.0
-
-    def to_dict(self) -> dict:
-        return {
-            "counts": dict(sorted(self.counts.by_status.items())),
-            "total": self.counts.total,
-            "ok": self.counts.ok,
-            "failed": self.counts.failed,
-            "skipped_resume": self.counts.skipped_resume,
-            "kept_other_models": self.counts.kept_other_models,
-            "duration_s": round(self.duration_s, 3),
-            "images_per_s": round(self.images_per_s, 2),
-            "model": self.model,
-            "model_id": self.model_id,
-            "model_dir": self.model_dir,
-            "precision": self.precision,
-            "inference_precision": self.inference_precision,
-            "output": self.output,
-            "stopped_by": self.stopped_by,
-            "exit_code": self.exit_code,
-            "per_source": self.per_source,
-            "health": self.health,
-            "publish": self.publish,
-            "folders_listed": self.folders_listed,
-            "folders_not_listed": self.folders_not_listed,
-            "edgeclass_version": __version__,
-        }
-
-
-class Reporter(Protocol):
-    def result(self, result: Result) -> None: ...
-
-    def event(self, message: str) -> None: ...
-
-
-class _Silent:
-    def result(self, result: Result) -> None:
-        pass
-
-    def event(self, message: str) -> None:
-        pass
-
-
-class LiveSources:
-    """The live sources (streams, cameras) of a run: their hub, made when the first one comes,
-    read concurrently and interleaved with the other inputs."""
-
-    def __init__(self) -> None:
-        self.hub: LiveHub | None = None
-
-    def add(self, source: Source, ctx: RunContext) -> None:
-        if self.hub is None:
-            from edgeclass.media.video import LiveHub
-
-            self.hub = LiveHub(ctx.classifier.metadata.preprocess, ctx.options.video, ctx.stop.event,
-                               ctx.reporter.event)
-        self.hub.add(source)
-
-    def ready(self) -> Iterator[WorkItem]:
-        return self.hub.ready() if self.hub is not None else iter(())
-
-    def drain(self) -> Iterator[WorkItem | None]:
-        return self.hub.drain() if self.hub is not None else iter(())
-
-    def health(self) -> dict[str, dict]:
-        """Per-source health, for the summary and the metrics file ({} without live sources)."""
-        return self.hub.health() if self.hub is not None else {}
-
-    def closing_rows(self) -> Iterator[Done]:
-        """After the pipeline: the rows of live sources down when the run ends (a stopped
-        pipeline takes no more items, so they are written here)."""
-        for result in self.hub.close() if self.hub is not None else ():
-            yield Done(WorkItem(result.source, partial(_raise, ImageReadError(result.status, result.error)),
-                                result.frame, result.timestamp_ms), result)
-
-
-class RunModel(Protocol):
-    """What :func:`run` reads from its model: a :class:`~edgeclass.engine.Classifier`, or on Ray
-    the driver's :class:`~edgeclass.run.distributed.ClusterModel` (nothing compiled there)."""
-
-    metadata: ModelMetadata
-    model_dir: ModelDir
-    model_id: str  # the `model` column of every row
-    precision: str
-
-    @property
-    def inference_precision(self) -> str: ...
-
-
-@dataclass
-class RunContext:
-    """One run as its executor sees it (:func:`local_results`, or
-    :meth:`edgeclass.run.distributed.RayRun.execute`)."""
-
-    classifier: RunModel  # a Classifier; on Ray a ClusterModel
-    options: RunOptions
-    resume: ResumeState | None  # with --resume: what the output already holds
-    counts: RunCounts
-    stop: StopState
-    reporter: Reporter
-    completed: set[str] = field(default_factory=set)  # inputs read to their end (their rows may commit)
-    live: LiveSources = field(default_factory=LiveSources)
-
-
-class Executor(Protocol):
-    def __call__(self, sources: Iterator[Source | None], ctx: RunContext) -> Iterator[Done]: ...
+    from edgeclass.publish.hub import TargetReport
 
 
 def work_items(sources: Iterator[Source | None], ctx: RunContext) -> Iterator[WorkItem | None]:
@@ -235,7 +73,7 @@ def _video_items(source: Source, ctx: RunContext) -> Iterator[WorkItem | None]:
         check_readable(source.path)  # missing/unreadable say so (OpenCV cannot tell why)
     except ImageReadError as exc:
         ctx.completed.add(source.path)
-        yield WorkItem(source.path, partial(_raise, exc), tag=key)
+        yield WorkItem(source.path, partial(raise_, exc), tag=key)
         return
     pp = ctx.classifier.metadata.preprocess
     for item in file_items(source, pp, ctx.options.video, ctx.stop.event, ctx.completed):
@@ -243,11 +81,7 @@ def _video_items(source: Source, ctx: RunContext) -> Iterator[WorkItem | None]:
         yield from ctx.live.ready()
 
 
-def _raise(exc: Exception):
-    raise exc
-
-
-def live_failing(health: dict[str, dict]) -> bool:
+def live_failing(health: dict[str, dict[str, Any]]) -> bool:
     """A live source was down, frozen or blank when the run ended."""
     if not health:
         return False
@@ -311,7 +145,7 @@ def abstaining(dones: Iterator[Done], min_score: float | None) -> Iterator[Done]
     return (Done(done.item, abstain(done.result, min_score)) for done in dones)
 
 
-def _per_source(results: dict[str, dict[str, int]]) -> dict[str, dict]:
+def _per_source(results: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
     out = {}
     for source, labels in results.items():
         frames = sum(labels.values())
@@ -331,7 +165,7 @@ def run(
 ) -> RunSummary:
     """Classify ``options.inputs`` with ``classifier`` into the run's ledger (the options as
     :func:`edgeclass.run.plan.plan_run` checked them); ``execute`` does the classifying."""
-    reporter = reporter or _Silent()
+    reporter = reporter or Silent()
     started = time.perf_counter()
     sort_before_row, sort_after_row = sorters(options.sort, reporter.event)  # checks its folder first
     ledger = open_ledger(options.output, options.output_format, options.top_k, options.resume,
@@ -462,10 +296,3 @@ def _summary(ctx: RunContext, duration_s: float, votes: dict[str, dict[str, int]
     elif counts.failed > options.max_failures:
         summary.exit_code = EXIT_INPUT_FAILURES
     return summary
-
-
-def write_summary_json(path: Path, summary: RunSummary) -> None:
-    try:
-        atomic.write_text(path, json.dumps(summary.to_dict(), indent=2) + "\n")
-    except OSError as exc:
-        raise OutputError(f"cannot write --summary-json {path}: {exc.strerror or exc}") from exc
