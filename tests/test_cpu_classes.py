@@ -25,7 +25,7 @@ def test_default_quantize_keeps_int8_within_the_limit_without_vnni(isa, trained_
     from edgeclass.cpuclass import detect
 
     if detect().name == isa:
-        pytest.skip(f"this box runs as {isa} ({detect().describe()}): test_int8_gate.py's shapes case is this case")
+        pytest.skip(f"this process runs as {detect().describe()}: test_int8_gate.py's shapes case is this case")
     md = fp32_only_copy(trained_model_dir, tmp_path / "m")
     calib, labelled = gate_images(tmp_path, "shapes")
     r = run_cli("quantize", str(md), "--calibration", str(calib), env=_capped(isa))

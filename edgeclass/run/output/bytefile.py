@@ -119,7 +119,7 @@ class LineFormat:
     def join(self, pieces: list[bytes], top_k: int) -> bytes:
         return b"".join(pieces)
 
-    def is_legacy(self, path: Path, top_k: int) -> bool:
+    def _is_legacy(self, path: Path, top_k: int) -> bool:
         """Does ``path`` (not empty) have the columns of the release before model ids? False for
         this release's columns (a torn header or first row included); other columns are an
         OutputError."""
@@ -133,12 +133,12 @@ class LineFormat:
         """What ``path`` holds, in one look: its size, its columns (other columns: OutputError),
         where its header ends, and for each of ``positions`` whether a complete row ends there."""
         size = self.data_size(path) if path.exists() else 0
-        legacy = size > 0 and self.is_legacy(path, top_k)
+        legacy = size > 0 and self._is_legacy(path, top_k)
         header_end = self.legacy_header_size(top_k) if legacy else self.header_size(top_k)
-        ends = self.ends_rows(path, positions, size) if size > header_end else [p == 0 for p in positions]
+        ends = self._ends_rows(path, positions, size) if size > header_end else [p == 0 for p in positions]
         return Existing(size, legacy, header_end, tuple(ends))
 
-    def ends_rows(self, path: Path, positions: list[int], size: int) -> list[bool]:
+    def _ends_rows(self, path: Path, positions: list[int], size: int) -> list[bool]:
         """For each position: does a complete row end there (within the file, the byte before it
         a newline: a power cut can leave zeros instead)? One read of the file's tail."""
         start = max(min(positions, default=1) - 1, 0)
